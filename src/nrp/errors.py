@@ -1,0 +1,21 @@
+"""User-facing errors: each carries one line that names the problem and, where possible, the fix."""
+
+
+class NRPError(Exception):
+    """Base class of the errors the command line reports as one line, without a traceback."""
+
+
+class InputError(NRPError):
+    """An input path or argument that cannot be used (missing file, out-of-range value, output clash)."""
+
+
+class ImageDecodeError(NRPError):
+    """A file that could not be decoded as an image."""
+
+
+class CheckpointError(NRPError):
+    """A weights file that is missing, unreadable, or does not fit the requested network."""
+
+
+class WeightsUnavailableError(NRPError):
+    """Pretrained weights that are neither in the local cache nor downloadable."""

@@ -1,0 +1,107 @@
+"""Building a :class:`FeatureExtractor` from a torchvision or timm backbone name and a layer name."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+import torchvision
+from torch import nn
+
+from nrp.checkpoints import load_weights, read_checkpoint
+from nrp.errors import InputError
+from nrp.features.extractor import FeatureExtractor
+from nrp.features.layers import truncate
+from nrp.features.pretrained import timm_pretrained_model, torchvision_pretrained_state
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKBONE = "vgg16"
+DEFAULT_LAYER = "conv3_3"
+TIMM_PREFIX = "timm/"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def build_feature_extractor(
+    backbone: str = DEFAULT_BACKBONE,
+    layer: str = DEFAULT_LAYER,
+    weights: str | os.PathLike | None = None,
+    pretrained: bool = True,
+    download: bool = True,
+) -> FeatureExtractor:
+    """The activation of ``layer`` of a pretrained ``backbone``, for [0, 1] images (the paper's F_psi).
+
+    The default is the paper's: torchvision VGG16 up to and including the ReLU after conv3_3
+    (``features[:16]``), with ImageNet mean/std normalisation inside.
+
+    Args:
+        backbone: a torchvision classification model name (``vgg16``, ``resnet50``, ...) or, with the
+            ``timm`` extra installed, ``timm/<name>`` (a name torchvision lacks also falls back to timm).
+        layer: graph node name (``features.15``, ``layer2``) or VGG alias (``conv3_3``, ``pool4``).
+        weights: explicit weights file (``.pth``/``.safetensors`` state dict of the full backbone, or of the
+            layers up to ``layer``). Overrides the library cache.
+        pretrained: load ImageNet weights (from ``weights``, else the torchvision/timm cache). ``False``
+            gives random weights: useful for tests and timing only.
+        download: when torchvision weights are not cached, try to download them; otherwise fail at once
+            (timm follows Hugging Face's ``HF_HUB_OFFLINE`` switch instead).
+
+    Raises:
+        WeightsUnavailableError: the weights are neither cached nor downloadable; the message names the
+            missing file, the cache folder and the ``--backbone-weights`` flag.
+        InputError: unknown backbone or layer (the message lists valid choices).
+
+    Example:
+        >>> extractor = build_feature_extractor("vgg16", "conv2_2", pretrained=False)
+        >>> extractor(torch.rand(1, 3, 32, 32)).shape
+        torch.Size([1, 128, 16, 16])
+    """
+    use_timm, name = _resolve_source(backbone)
+    if use_timm:
+        model, mean, std = _timm_model(name, pretrained and weights is None)
+    else:
+        model = torchvision.models.get_model(name, weights=None)
+        mean, std = _torchvision_normalisation(name)
+    body, node = truncate(model, layer, backbone, graph_tools=_timm_models() if use_timm else None)
+    if weights is not None:
+        state = read_checkpoint(weights).state_dict
+        load_weights(body, state, source=str(weights), target=f"{backbone} up to {node}", ignore=set(model.state_dict()))
+    elif pretrained and not use_timm:
+        state = torchvision_pretrained_state(name, download)
+        load_weights(body, state, source=f"torchvision's {name} weights", ignore=set(model.state_dict()))
+    logger.info("feature extractor %s:%s (%s weights)", backbone, node, "pretrained" if pretrained else "random")
+    return FeatureExtractor(body, mean, std, name=f"{backbone}:{node}")
+
+
+def _resolve_source(backbone: str) -> tuple[bool, str]:
+    if backbone.startswith(TIMM_PREFIX):
+        return True, backbone[len(TIMM_PREFIX):]
+    if backbone in torchvision.models.list_models(module=torchvision.models):
+        return False, backbone
+    timm = _timm_models(required=False)
+    if timm is not None and backbone in timm.list_models():
+        return True, backbone
+    hint = "" if timm is not None else " (install the 'timm' extra for timm backbones)"
+    raise InputError(f"unknown backbone '{backbone}': not a torchvision classification model{hint}")
+
+
+def _torchvision_normalisation(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    preset = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+    return tuple(preset.mean), tuple(preset.std)
+
+
+def _timm_model(name: str, pretrained: bool) -> tuple[nn.Module, tuple, tuple]:
+    model = timm_pretrained_model(name) if pretrained else _timm_models().create_model(name, pretrained=False)
+    config = model.pretrained_cfg
+    return model, tuple(config.get("mean", IMAGENET_MEAN)), tuple(config.get("std", IMAGENET_STD))
+
+
+def _timm_models(required: bool = True):
+    try:
+        import timm.models
+    except ImportError:
+        if required:
+            raise InputError("timm backbones need the 'timm' extra: pip install 'nrp-purifier[timm]'") from None
+        return None
+    return timm.models

@@ -1,0 +1,68 @@
+"""Cutting a backbone at a named layer, so nothing past it is computed."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import feature_extraction
+
+from nrp.errors import InputError
+
+# How many valid layer names an "unknown layer" error lists.
+LAYERS_SHOWN = 8
+
+
+class SingleOutput(nn.Module):
+    """Unwrap the one-entry dict that torchvision's feature-extraction graph returns."""
+
+    def __init__(self, graph: nn.Module, key: str) -> None:
+        super().__init__()
+        self.graph = graph
+        self.key = key
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x)[self.key]
+
+
+def vgg_layer_aliases(model: nn.Module) -> dict[str, str]:
+    """Map VGG-style names (``conv3_3``: the ReLU after block 3's third conv; ``pool3``) to graph node names.
+
+    The paper's default layer "conv3_3" of VGG16 is ``features.15``: the activation after its ReLU, as in
+    the authors' ``features[:16]``. Models without a ``features`` Sequential get no aliases.
+    """
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Sequential):
+        return {}
+    aliases: dict[str, str] = {}
+    block, conv = 1, 0
+    for index, layer in enumerate(features):
+        if isinstance(layer, nn.Conv2d):
+            conv += 1
+        elif isinstance(layer, nn.ReLU) and conv:
+            aliases[f"conv{block}_{conv}"] = f"features.{index}"
+        elif isinstance(layer, nn.MaxPool2d):
+            aliases[f"pool{block}"] = f"features.{index}"
+            block, conv = block + 1, 0
+    return aliases
+
+
+def truncate(model: nn.Module, layer: str, model_name: str, graph_tools=None) -> tuple[nn.Module, str]:
+    """Return ``(body, node)``: a module computing ``model`` only up to ``layer``, and the resolved node name.
+
+    ``layer`` is a graph node name as listed by ``torchvision.models.feature_extraction.get_graph_node_names``
+    (e.g. ``features.15``, ``layer2``, ``layer3.1.relu_2``) or a VGG alias (``conv3_3``). Unknown names raise
+    :class:`InputError` listing valid ones. ``graph_tools`` is the module providing ``get_graph_node_names``
+    and ``create_feature_extractor``: torchvision's (default), or ``timm.models`` for timm backbones (it knows their
+    untraceable leaf modules).
+    """
+    graph_tools = graph_tools or feature_extraction
+    node = vgg_layer_aliases(model).get(layer, layer)
+    _, nodes = graph_tools.get_graph_node_names(model.eval())
+    if node not in nodes:
+        shown = ", ".join(nodes[1:LAYERS_SHOWN + 1])
+        raise InputError(
+            f"unknown layer '{layer}' of {model_name}; it has {len(nodes)} layers, e.g. {shown} ... "
+            "(list them with torchvision.models.feature_extraction.get_graph_node_names)"
+        )
+    graph = graph_tools.create_feature_extractor(model, return_nodes={node: "out"})
+    return SingleOutput(graph, "out"), node

@@ -1,0 +1,85 @@
+"""The purifier registry: architecture names -> network classes, and reading a network's arguments back."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from nrp.errors import InputError
+from nrp.purifiers.nrp_arch import NRP
+from nrp.purifiers.resg_arch import NRPResG
+
+PURIFIERS: dict[str, type[nn.Module]] = {}
+# How to recover constructor arguments from a plain state dict (the authors' files carry none).
+ARGUMENT_INFERENCE: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, Any]]] = {}
+
+
+def register_purifier(name: str, cls: type[nn.Module], infer_arguments: Callable[[dict[str, torch.Tensor]], dict[str, Any]]) -> None:
+    """Add a network class under ``name``; a name already taken raises."""
+    if name in PURIFIERS:
+        raise ValueError(f"purifier '{name}' is already registered")
+    PURIFIERS[name] = cls
+    ARGUMENT_INFERENCE[name] = infer_arguments
+
+
+def create_network(name: str, **arguments: Any) -> nn.Module:
+    """Build the purifier network registered as ``name`` (random weights) with the given constructor arguments.
+
+    Example:
+        >>> create_network("nrp_resg", width=8, blocks=2)(torch.rand(1, 3, 16, 16)).shape
+        torch.Size([1, 3, 16, 16])
+    """
+    return purifier_class(name)(**arguments)
+
+
+def purifier_class(name: str) -> type[nn.Module]:
+    """The class registered as ``name``; unknown names raise with the list of known ones."""
+    if name not in PURIFIERS:
+        raise InputError(f"unknown purifier '{name}'; known: {', '.join(sorted(PURIFIERS))}")
+    return PURIFIERS[name]
+
+
+def architecture_of(network: nn.Module) -> tuple[str, dict[str, Any]]:
+    """The registered name of ``network``'s class and its constructor arguments (read from its attributes)."""
+    for name, cls in PURIFIERS.items():
+        if type(network) is cls:
+            parameters = inspect.signature(cls).parameters
+            return name, {key: getattr(network, key) for key in parameters}
+    raise InputError(f"{type(network).__name__} is not a registered purifier; known: {', '.join(sorted(PURIFIERS))}")
+
+
+def infer_architecture(state_dict: dict[str, torch.Tensor]) -> tuple[str, dict[str, Any]] | None:
+    """Recognise a plain state dict by its keys and recover the constructor arguments from its shapes."""
+    for name, infer in ARGUMENT_INFERENCE.items():
+        try:
+            return name, infer(state_dict)
+        except (KeyError, ValueError, IndexError):
+            continue
+    return None
+
+
+def _count_blocks(state_dict: dict[str, torch.Tensor], trunk: str) -> int:
+    indices = {int(key.split(".")[1]) for key in state_dict if key.startswith(trunk + ".")}
+    if not indices:
+        raise KeyError(trunk)
+    return max(indices) + 1
+
+
+def _nrp_arguments(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return {
+        "width": state_dict["conv_first.weight"].shape[0],
+        "blocks": _count_blocks(state_dict, "RRDB_trunk"),
+        "growth": state_dict["RRDB_trunk.0.RDB1.conv1.weight"].shape[0],
+    }
+
+
+def _resg_arguments(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return {"width": state_dict["conv_first.weight"].shape[0], "blocks": _count_blocks(state_dict, "recon_trunk")}
+
+
+register_purifier("nrp", NRP, _nrp_arguments)
+register_purifier("nrp_resg", NRPResG, _resg_arguments)
