@@ -66,10 +66,10 @@ def build_feature_extractor(
     body, node = truncate(model, layer, backbone, graph_tools=_timm_models() if use_timm else None)
     if weights is not None:
         state = read_checkpoint(weights).state_dict
-        load_weights(body, state, source=str(weights), target=f"{backbone} up to {node}", ignore=set(model.state_dict()))
+        load_weights(body.graph, state, source=str(weights), target=f"{backbone} up to {node}", ignore=set(model.state_dict()))
     elif pretrained and not use_timm:
         state = torchvision_pretrained_state(name, download)
-        load_weights(body, state, source=f"torchvision's {name} weights", ignore=set(model.state_dict()))
+        load_weights(body.graph, state, source=f"torchvision's {name} weights", ignore=set(model.state_dict()))
     logger.info("feature extractor %s:%s (%s weights)", backbone, node, "pretrained" if pretrained else "random")
     return FeatureExtractor(body, mean, std, name=f"{backbone}:{node}")
 

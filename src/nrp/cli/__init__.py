@@ -1,0 +1,1 @@
+"""The ``nrp`` command line."""

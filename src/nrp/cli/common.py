@@ -1,0 +1,96 @@
+"""What every image-processing subcommand shares: input/output flags, device choice, the batch loop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from nrp.errors import ImageDecodeError, InputError
+from nrp.io import ImageSource, find_images, iter_batches, plan_outputs, write_image
+from nrp.cli import exit_codes
+
+logger = logging.getLogger("nrp")
+
+OUTPUT_FORMATS = ("png", "webp", "tiff", "bmp", "jpg")
+
+
+def add_io_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags for inputs, outputs, batching, device and seed."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder; input folder structure is mirrored")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default="png", help="output format (default: lossless png)")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per batch (same-size images are batched)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    parser.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
+
+
+def check_positive(name: str, value: float, minimum: float = 1) -> None:
+    """Refuse ``value`` below ``minimum`` with a message naming the flag."""
+    if value < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available else cpu; an unavailable cuda device is refused before any work."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device '{name}'; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device '{name}' requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def plan(args: argparse.Namespace) -> tuple[list[ImageSource], list[Path]]:
+    """Find the inputs and their outputs, dropping those already done unless ``--overwrite``."""
+    check_positive("--batch-size", args.batch_size)
+    sources = find_images(args.inputs)
+    outputs = plan_outputs(sources, args.out, suffix="." + args.format)
+    if args.overwrite:
+        return sources, outputs
+    todo = [(source, output) for source, output in zip(sources, outputs) if not output.exists()]
+    if len(todo) < len(sources):
+        logger.info("%d of %d outputs already exist and are kept (use --overwrite to redo them)", len(sources) - len(todo), len(sources))
+    return [source for source, _ in todo], [output for _, output in todo]
+
+
+def process(
+    sources: list[ImageSource],
+    outputs: list[Path],
+    transform: Callable[[torch.Tensor, tqdm], torch.Tensor],
+    batch_size: int,
+    device: torch.device,
+    description: str,
+) -> int:
+    """Decode, transform and write every source batch by batch; return the exit code.
+
+    ``transform`` maps a batch ``(B, 3, H, W)`` in [0, 1] on ``device`` to its result; it receives the
+    progress bar to report finer progress. Files that cannot be decoded are skipped with a warning.
+    """
+    skipped: list[ImageSource] = []
+
+    def on_skip(source: ImageSource, error: ImageDecodeError) -> None:
+        logger.warning("skipped: %s", error)
+        skipped.append(source)
+        bar.update(1)
+
+    with tqdm(total=len(sources), desc=description, unit="img", disable=None) as bar:
+        for indices, batch in iter_batches(sources, batch_size, on_skip=on_skip):
+            result = transform(batch.to(device), bar)
+            for index, image in zip(indices, result):
+                write_image(image, outputs[index])
+            bar.update(len(indices))
+    done = len(sources) - len(skipped)
+    logger.info("wrote %d image(s)", done)
+    if skipped:
+        logger.warning("%d input(s) could not be decoded and were skipped", len(skipped))
+        return exit_codes.SKIPPED
+    return exit_codes.OK
