@@ -50,7 +50,7 @@ def truncate(model: nn.Module, layer: str, model_name: str, graph_tools=None) ->
     """Return ``(body, node)``: a module computing ``model`` only up to ``layer``, and the resolved node name.
 
     ``layer`` is a graph node name as listed by ``torchvision.models.feature_extraction.get_graph_node_names``
-    (e.g. ``features.15``, ``layer2``, ``layer3.1.relu_2``) or a VGG alias (``conv3_3``). Unknown names raise
+    (e.g. ``features.15``, ``layer2``, ``layer3.1.relu_2``), a module name (``layer1``: its output) or a VGG alias (``conv3_3``). Unknown names raise
     :class:`InputError` listing valid ones. ``graph_tools`` is the module providing ``get_graph_node_names``
     and ``create_feature_extractor``: torchvision's (default), or ``timm.models`` for timm backbones (it knows their
     untraceable leaf modules).
@@ -58,7 +58,8 @@ def truncate(model: nn.Module, layer: str, model_name: str, graph_tools=None) ->
     graph_tools = graph_tools or feature_extraction
     node = vgg_layer_aliases(model).get(layer, layer)
     _, nodes = graph_tools.get_graph_node_names(model.eval())
-    if node not in nodes:
+    # A module name (``layer1``) stands for the last node inside it, as in torchvision's feature extraction.
+    if node not in nodes and not any(name.startswith(node + ".") for name in nodes):
         shown = ", ".join(nodes[1:LAYERS_SHOWN + 1])
         raise InputError(
             f"unknown layer '{layer}' of {model_name}; it has {len(nodes)} layers, e.g. {shown} ... "

@@ -1,0 +1,233 @@
+"""How close nrp's SSP comes to the cost of its own gradient, and how it compares with torchattack's SSP.
+
+The unit is one batch-step: one forward through the truncated feature extractor plus one backward to the
+input. Three things are timed side by side, in rounds whose order rotates, so machine noise hits all alike:
+
+* baseline: the bare batch-step ``autograd.grad(extractor(x).sum(), x)``, repeated ``steps`` times;
+* nrp: one full ``ssp(x, extractor, steps=steps)`` call (clean-feature forward and random start included);
+* torchattack: one full ``torchattack.SSP`` call at the same eps, step size and steps, on the same random
+  VGG16 weights and ImageNet normalisation, cut at the same depth (``features[:16]``).
+
+Usage::
+
+    PYTHONPATH=src python benchmarks/bench_ssp.py                       # 4 x 224 x 224, 10 steps, 3 rounds
+    PYTHONPATH=src python benchmarks/bench_ssp.py --rounds 5 --out benchmarks/results/ssp.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import torch
+import torchvision
+from torch import nn
+
+from machine import load_average, machine_info, write_json
+from nrp.attacks import ssp
+from nrp.features import FeatureExtractor, build_feature_extractor
+
+TARGET_RATIO = 1.15  # nrp batch-step / baseline batch-step, from the issue
+TARGET_SPEEDUP = 2.5  # torchattack time / nrp time, from the issue
+VGG16_CONV3_3_DEPTH = 16  # features[:16]: up to and including the ReLU after conv3_3
+DEFAULT_OUT = Path(__file__).parent / "results" / "ssp.json"
+
+
+def baseline_steps(extractor: nn.Module, x: torch.Tensor, steps: int) -> list[float]:
+    """Seconds of each of ``steps`` bare batch-steps: features, a scalar of them, gradient to the input only."""
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        x_in = x.detach().requires_grad_(True)
+        (gradient,) = torch.autograd.grad(extractor(x_in).sum(), x_in)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def nrp_ssp(extractor: nn.Module, x: torch.Tensor, eps: float, step_size: float, steps: int) -> dict[str, Any]:
+    """Seconds of one ``ssp`` call, and of each loop step after the first (from ``on_step`` timestamps)."""
+    stamps: list[float] = []
+    start = time.perf_counter()
+    ssp(x, extractor, eps=eps, step_size=step_size, steps=steps, on_step=lambda step, _: stamps.append(time.perf_counter()))
+    total = time.perf_counter() - start
+    # The time to the first callback also holds validation, the clean forward and the random start.
+    return {"total": total, "first": stamps[0] - start, "loop_steps": [b - a for a, b in zip(stamps, stamps[1:])]}
+
+
+def clean_forward(extractor: nn.Module, x: torch.Tensor) -> float:
+    """Seconds of one no-grad forward: the clean-feature pass ``ssp`` adds to its ``steps`` batch-steps."""
+    start = time.perf_counter()
+    with torch.no_grad():
+        extractor(x)
+    return time.perf_counter() - start
+
+
+def build_torchattack_ssp(extractor: FeatureExtractor, eps: float, step_size: float, steps: int):
+    """``torchattack.SSP`` on the same random VGG16 weights, normalisation and depth as ``extractor``.
+
+    torchattack asks torchvision for ImageNet VGG16 weights; torchvision's ``vgg16`` is swapped for one
+    that ignores the request while the attack is built, so nothing downloads. Its parameters keep
+    ``requires_grad=True`` as torchattack leaves them: that cost is part of what is being compared.
+    """
+    import torchattack
+
+    build_vgg16 = torchvision.models.vgg16
+
+    def random_vgg16(*args: Any, weights: Any = None, **kwargs: Any) -> nn.Module:
+        return build_vgg16(weights=None, **kwargs)
+
+    def normalize(images: torch.Tensor) -> torch.Tensor:
+        return (images - extractor.mean) / extractor.std
+
+    with mock.patch.object(torchvision.models, "vgg16", random_vgg16):
+        attack = torchattack.SSP(
+            nn.Sequential(), normalize=normalize, device=torch.device("cpu"),
+            eps=eps, steps=steps, alpha=step_size, ssp_layer=VGG16_CONV3_3_DEPTH,
+        )
+    prefix = "body.graph.features."
+    weights = {key[len(prefix):]: value for key, value in extractor.state_dict().items() if key.startswith(prefix)}
+    attack.perceptual_criteria.perceptual_model.load_state_dict(weights)
+    return attack
+
+
+def same_network_error(extractor: FeatureExtractor, attack, x: torch.Tensor) -> float:
+    """Largest absolute difference between nrp's and torchattack's features of ``x`` (0 means same network)."""
+    with torch.no_grad():
+        theirs = attack.perceptual_criteria.perceptual_model(attack.normalize(x))
+        return (extractor(x) - theirs).abs().max().item()
+
+
+def torchattack_ssp(attack, x: torch.Tensor) -> float:
+    """Seconds of one ``torchattack.SSP`` call (it needs no labels)."""
+    start = time.perf_counter()
+    attack(x, None)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds after one short warm-up round")
+    parser.add_argument("--eps", type=float, default=16.0, help="L-inf budget, 0-255 units")
+    parser.add_argument("--step-size", type=float, default=0.01, help="[0, 1] units, the authors' 0.01")
+    parser.add_argument("--skip-torchattack", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+
+    torch.manual_seed(args.seed)
+    eps = args.eps / 255
+    info = machine_info()
+    print(f"{info['cpu_model']}, {info['cpu_cores']} cores, torch {info['torch_version']}, "
+          f"{info['torch_threads']} threads, load {info['load_average_at_start']}")
+
+    extractor = build_feature_extractor("vgg16", "conv3_3", pretrained=False)
+    x = torch.rand(args.batch_size, 3, args.image_size, args.image_size)
+    attack = None
+    if not args.skip_torchattack:
+        attack = build_torchattack_ssp(extractor, eps, args.step_size, args.steps)
+        info["torchattack_version"] = __import__("torchattack").__version__
+        info["torchattack_same_features_max_abs_diff"] = same_network_error(extractor, attack, x)
+
+    def run(method: str, steps: int) -> Any:
+        if method == "baseline":
+            return baseline_steps(extractor, x, steps)
+        if method == "nrp":
+            return nrp_ssp(extractor, x, eps, args.step_size, steps)
+        if method == "clean_forward":
+            return clean_forward(extractor, x)
+        attack.steps = steps
+        return torchattack_ssp(attack, x)
+
+    methods = ["baseline", "nrp", "clean_forward"] + ([] if attack is None else ["torchattack"])
+    for method in methods:  # warm-up: allocator, thread pool, oneDNN kernels
+        run(method, 2)
+    rounds: list[dict[str, Any]] = []
+    for index in range(args.rounds):
+        order = methods[index % len(methods):] + methods[:index % len(methods)]
+        measured = {method: run(method, args.steps) for method in order}
+        rounds.append(measured)
+        line = f"round {index + 1}/{args.rounds}: baseline {sum(measured['baseline']):.2f} s, nrp {measured['nrp']['total']:.2f} s"
+        print(line + (f", torchattack {measured['torchattack']:.2f} s" if attack is not None else ""), flush=True)
+
+    results = summarise(rounds, args, attack is not None)
+    results["machine"] = {**info, "load_average_at_end": load_average()}
+    print_table(results)
+    write_json(args.out, results)
+    print(f"wrote {args.out}")
+
+
+def summarise(rounds: list[dict[str, Any]], args: argparse.Namespace, with_torchattack: bool) -> dict[str, Any]:
+    """Medians over rounds of per-batch-step times and of the per-round ratios (each measured side by side)."""
+    steps = args.steps
+    baseline = [sum(r["baseline"]) / steps for r in rounds]
+    nrp = [r["nrp"]["total"] / steps for r in rounds]
+    ratios = [n / b for n, b in zip(nrp, baseline)]
+    loop_step = statistics.median(t for r in rounds for t in r["nrp"]["loop_steps"])
+    baseline_step = statistics.median(t for r in rounds for t in r["baseline"])
+    results: dict[str, Any] = {
+        "settings": {
+            "batch_size": args.batch_size, "image_size": args.image_size, "steps": steps, "rounds": args.rounds,
+            "eps": args.eps / 255, "step_size": args.step_size,
+            "feature_extractor": "vgg16 features[:16] (conv3_3 after ReLU), random weights, ImageNet normalisation",
+        },
+        "seconds_per_batch_step": {
+            "baseline": statistics.median(baseline),
+            "nrp_ssp": statistics.median(nrp),
+            "nrp_ssp_loop_step_median": loop_step,
+            "baseline_single_step_median": baseline_step,
+            "clean_forward_no_grad": statistics.median(r["clean_forward"] for r in rounds),
+        },
+        "ratio_nrp_to_baseline": statistics.median(ratios),
+        "ratio_nrp_loop_step_to_baseline_step": loop_step / baseline_step,
+        "ratio_per_round": ratios,
+        "target_ratio": TARGET_RATIO,
+        "rounds_seconds": rounds,
+    }
+    results["ratio_met"] = results["ratio_nrp_to_baseline"] <= TARGET_RATIO
+    if with_torchattack:
+        torchattack = [r["torchattack"] / steps for r in rounds]
+        speedups = [t / n for t, n in zip(torchattack, nrp)]
+        results["seconds_per_batch_step"]["torchattack_ssp"] = statistics.median(torchattack)
+        results["ratio_torchattack_to_baseline"] = statistics.median(t / b for t, b in zip(torchattack, baseline))
+        results["speedup_over_torchattack"] = statistics.median(speedups)
+        results["speedup_per_round"] = speedups
+        results["target_speedup"] = TARGET_SPEEDUP
+        results["speedup_met"] = results["speedup_over_torchattack"] >= TARGET_SPEEDUP
+    return results
+
+
+def print_table(results: dict[str, Any]) -> None:
+    times = results["seconds_per_batch_step"]
+    baseline = times["baseline"]
+    settings = results["settings"]
+    print(f"\nSSP, batch {settings['batch_size']} x {settings['image_size']}x{settings['image_size']}, "
+          f"{settings['steps']} steps, median of {settings['rounds']} rounds")
+    print(f"{'':44}{'s / batch-step':>16}{'/ baseline':>12}")
+    rows = [
+        ("baseline: forward + input-gradient backward", baseline),
+        ("nrp ssp (whole call / steps)", times["nrp_ssp"]),
+        ("nrp ssp, one loop step (median)", times["nrp_ssp_loop_step_median"]),
+        ("clean-feature forward, no grad (once/call)", times["clean_forward_no_grad"]),
+    ]
+    if "torchattack_ssp" in times:
+        rows.append(("torchattack SSP (whole call / steps)", times["torchattack_ssp"]))
+    for name, seconds in rows:
+        print(f"{name:44}{seconds:16.3f}{seconds / baseline:12.3f}")
+    verdict = "met" if results["ratio_met"] else "NOT met"
+    print(f"\nnrp / baseline = {results['ratio_nrp_to_baseline']:.3f} (target <= {TARGET_RATIO}: {verdict}; "
+          f"per round {', '.join(f'{r:.3f}' for r in results['ratio_per_round'])})")
+    if "speedup_over_torchattack" in results:
+        verdict = "met" if results["speedup_met"] else "NOT met"
+        print(f"torchattack / nrp = {results['speedup_over_torchattack']:.2f}x (target >= {TARGET_SPEEDUP}x: {verdict}; "
+              f"per round {', '.join(f'{r:.2f}' for r in results['speedup_per_round'])})")
+
+
+if __name__ == "__main__":
+    main()

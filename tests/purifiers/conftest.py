@@ -1,0 +1,44 @@
+"""Fixtures for the purifier tests: tiny random-weight networks and small generated images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from nrp.purifiers import NRP, NRPResG
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Run on one thread: these tensors are tiny, and a thread pool on a busy 2-core machine costs 100x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_nrp() -> NRP:
+    """An NRP with one RRDB (receptive-field radius 17 px), seeded, in eval mode."""
+    torch.manual_seed(0)
+    return NRP(width=8, blocks=1, growth=4).eval()
+
+
+@pytest.fixture
+def tiny_resg() -> NRPResG:
+    """An NRP_resG with two residual blocks, seeded, in eval mode."""
+    torch.manual_seed(1)
+    return NRPResG(width=8, blocks=2).eval()
+
+
+@pytest.fixture
+def images() -> Callable[..., torch.Tensor]:
+    """Factory of random ``(B, 3, H, W)`` images in [0, 1], seeded per test."""
+    generator = torch.Generator().manual_seed(2)
+
+    def make(batch: int = 1, height: int = 16, width: int = 16) -> torch.Tensor:
+        return torch.rand(batch, 3, height, width, generator=generator)
+
+    return make
