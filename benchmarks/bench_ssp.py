@@ -37,25 +37,39 @@ VGG16_CONV3_3_DEPTH = 16  # features[:16]: up to and including the ReLU after co
 DEFAULT_OUT = Path(__file__).parent / "results" / "ssp.json"
 
 
-def baseline_steps(extractor: nn.Module, x: torch.Tensor, steps: int) -> list[float]:
-    """Seconds of each of ``steps`` bare batch-steps: features, a scalar of them, gradient to the input only."""
+def baseline_steps(extractor: nn.Module, x: torch.Tensor, steps: int) -> dict[str, Any]:
+    """Seconds of ``steps`` bare batch-steps (features, a scalar of them, gradient to the input only).
+
+    ``total``: wall-clock seconds of all steps; ``cpu``: process CPU seconds (all threads) of all steps;
+    ``steps``: wall-clock seconds of each step.
+    """
     times = []
+    cpu_start = time.process_time()
     for _ in range(steps):
         start = time.perf_counter()
         x_in = x.detach().requires_grad_(True)
         (gradient,) = torch.autograd.grad(extractor(x_in).sum(), x_in)
         times.append(time.perf_counter() - start)
-    return times
+    return {"total": sum(times), "cpu": time.process_time() - cpu_start, "steps": times}
 
 
 def nrp_ssp(extractor: nn.Module, x: torch.Tensor, eps: float, step_size: float, steps: int) -> dict[str, Any]:
-    """Seconds of one ``ssp`` call, and of each loop step after the first (from ``on_step`` timestamps)."""
+    """Seconds of one ``ssp`` call (wall and process CPU), and of each loop step after the first.
+
+    Loop steps are timed between ``on_step`` callbacks; the time to the first callback (``first``) also
+    holds input validation, the clean-feature forward and the random start.
+    """
     stamps: list[float] = []
+    cpu_start = time.process_time()
     start = time.perf_counter()
     ssp(x, extractor, eps=eps, step_size=step_size, steps=steps, on_step=lambda step, _: stamps.append(time.perf_counter()))
     total = time.perf_counter() - start
-    # The time to the first callback also holds validation, the clean forward and the random start.
-    return {"total": total, "first": stamps[0] - start, "loop_steps": [b - a for a, b in zip(stamps, stamps[1:])]}
+    return {
+        "total": total,
+        "cpu": time.process_time() - cpu_start,
+        "first": stamps[0] - start,
+        "loop_steps": [b - a for a, b in zip(stamps, stamps[1:])],
+    }
 
 
 def clean_forward(extractor: nn.Module, x: torch.Tensor) -> float:
@@ -101,11 +115,12 @@ def same_network_error(extractor: FeatureExtractor, attack, x: torch.Tensor) -> 
         return (extractor(x) - theirs).abs().max().item()
 
 
-def torchattack_ssp(attack, x: torch.Tensor) -> float:
-    """Seconds of one ``torchattack.SSP`` call (it needs no labels)."""
+def torchattack_ssp(attack, x: torch.Tensor) -> dict[str, float]:
+    """Seconds of one ``torchattack.SSP`` call, wall and process CPU (it needs no labels)."""
+    cpu_start = time.process_time()
     start = time.perf_counter()
     attack(x, None)
-    return time.perf_counter() - start
+    return {"total": time.perf_counter() - start, "cpu": time.process_time() - cpu_start}
 
 
 def main() -> None:
@@ -153,8 +168,8 @@ def main() -> None:
         order = methods[index % len(methods):] + methods[:index % len(methods)]
         measured = {method: run(method, args.steps) for method in order}
         rounds.append(measured)
-        line = f"round {index + 1}/{args.rounds}: baseline {sum(measured['baseline']):.2f} s, nrp {measured['nrp']['total']:.2f} s"
-        print(line + (f", torchattack {measured['torchattack']:.2f} s" if attack is not None else ""), flush=True)
+        line = f"round {index + 1}/{args.rounds}: baseline {measured['baseline']['total']:.2f} s, nrp {measured['nrp']['total']:.2f} s"
+        print(line + (f", torchattack {measured['torchattack']['total']:.2f} s" if attack is not None else ""), flush=True)
 
     results = summarise(rounds, args, attack is not None)
     results["machine"] = {**info, "load_average_at_end": load_average()}

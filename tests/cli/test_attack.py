@@ -1,0 +1,64 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nrp.cli import exit_codes
+from nrp.cli.main import main
+
+from conftest import tree_fingerprint
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def run_ssp(inputs, out, weights, *extra) -> int:
+    return main(["attack", "ssp", *map(str, inputs), "--out", str(out), "--backbone-weights", str(weights), "--steps", "3", *extra])
+
+
+def test_ssp_outputs_stay_within_eps_pixels_and_mirror_the_folder(photos, vgg_weights, tmp_path):
+    before = tree_fingerprint(photos)
+    code = run_ssp([photos], tmp_path / "adv", vgg_weights, "--eps", "8")
+    assert code == exit_codes.SKIPPED  # the broken file
+    assert tree_fingerprint(photos) == before
+    for name, source in [("a.png", "a.png"), ("nested/c.png", "nested/c.jpg")]:
+        clean = np.asarray(Image.open(photos / source).convert("RGB"), dtype=np.int16)
+        adversarial = pixels(tmp_path / "adv" / name)
+        assert np.abs(adversarial - clean).max() == 8  # the first projection puts pixels on the boundary
+
+
+def test_ssp_is_reproducible_with_a_seed(photos, vgg_weights, tmp_path):
+    for name, seed in (("s1", "1"), ("s1again", "1"), ("s2", "2")):
+        run_ssp([photos / "a.png"], tmp_path / name, vgg_weights, "--seed", seed)
+    assert np.array_equal(pixels(tmp_path / "s1" / "a.png"), pixels(tmp_path / "s1again" / "a.png"))
+    assert not np.array_equal(pixels(tmp_path / "s1" / "a.png"), pixels(tmp_path / "s2" / "a.png"))
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--eps", "300"], "--eps must be in [0, 255] pixel units, got 300"),
+        (["--eps", "-1"], "--eps must be in [0, 255] pixel units, got -1"),
+        (["--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--step-size", "0"], "--step-size must be > 0"),
+        (["--backbone", "vgg17"], "unknown backbone 'vgg17'"),
+        (["--layer", "conv9_9"], "unknown layer 'conv9_9' of vgg16"),
+    ],
+)
+def test_out_of_range_arguments_are_refused_before_any_work(photos, vgg_weights, tmp_path, capsys, extra, message):
+    code = run_ssp([photos], tmp_path / "adv", vgg_weights, *extra)
+    err = capsys.readouterr().err
+    assert code == exit_codes.ERROR
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "adv").exists()
+
+
+def test_missing_backbone_weights_name_the_file_and_the_flag(photos, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    code = main(["attack", "ssp", str(photos / "a.png"), "--out", str(tmp_path / "adv"), "--no-download"])
+    err = capsys.readouterr().err
+    assert code == exit_codes.ERROR
+    assert "vgg16-397923af.pth" in err and "--backbone-weights" in err
+    assert "Traceback" not in err
