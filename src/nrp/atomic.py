@@ -39,7 +39,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, FILE_MODE)
+        # A replaced file keeps its permissions; a new one gets those open() would have given it.
+        os.chmod(tmp, target.stat().st_mode & 0o7777 if target.exists() else FILE_MODE)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from nrp.errors import CheckpointError
 NESTED_STATE_KEYS = ("state_dict", "params_ema", "params", "model")
 # How many offending keys an error message names before it summarises the rest.
 KEYS_SHOWN = 3
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 ARCHITECTURE_KEY = "architecture"
 ARGUMENTS_KEY = "arguments"
 
@@ -140,7 +142,15 @@ def _read_torch(path: Path, map_location: str | torch.device) -> Checkpoint:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{path} was refused by the safe loader (it may contain code): {_first_line(error)}") from None
+        refused = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", str(error), re.IGNORECASE)
+        if refused is not None:
+            raise CheckpointError(
+                f"{path} was refused by the safe loader: it holds {refused.group(1)}, which could run code"
+            ) from None
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({_unpickler_reason(error)})") from None
+    # Text or other non-pickle bytes reach torch's legacy unpickler, which fails with KeyError/IndexError.
+    except (KeyError, IndexError):
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (not a torch.save file)") from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as error:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({_first_line(error)})") from None
     if not isinstance(payload, dict):
@@ -161,6 +171,13 @@ def _strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torc
     return state
 
 
+def _unpickler_reason(error: BaseException) -> str:
+    """The line after torch's "WeightsUnpickler error:" boilerplate, which says what was wrong."""
+    after = ANSI_ESCAPE.sub("", str(error)).partition("WeightsUnpickler error:")[2]
+    lines = [line.strip() for line in after.splitlines() if line.strip()]
+    return lines[0] if lines else _first_line(error)
+
+
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
+    text = ANSI_ESCAPE.sub("", str(error)).strip().splitlines()
     return text[0] if text else type(error).__name__

@@ -98,10 +98,8 @@ def test_dense_block_channels_follow_the_reference():
     assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) and c.bias is not None for c in convs)
 
 
-@pytest.mark.parametrize(
-    ("arguments", "blocks"), [({"width": 8, "blocks": 1, "growth": 4}, 1), ({"width": 12, "blocks": 3, "growth": 6}, 3)]
-)
-def test_small_nrp_layouts_follow_the_arguments(arguments, blocks):
+@pytest.mark.parametrize("arguments", [{"width": 8, "blocks": 1, "growth": 4}, {"width": 12, "blocks": 3, "growth": 6}])
+def test_small_nrp_layouts_follow_the_arguments(arguments):
     assert shapes(NRP(**arguments)) == nrp_layout(**arguments)
 
 

@@ -188,75 +188,52 @@ def test_text_file_named_safetensors_is_reported(tmp_path):
     assert str(path) in message and "not a readable .safetensors file" in message
 
 
-TEXT_CRASH = (
-    "nrp/checkpoints.py _read_torch: a non-zip file goes to torch's legacy loader, whose weights-only "
-    "unpickler raises KeyError/IndexError on text; these escape as raw exceptions"
-)
-TEXT_MISLEADING = (
-    "nrp/checkpoints.py _read_torch: text that the weights-only unpickler rejects with UnpicklingError is "
-    "reported as 'refused by the safe loader (it may contain code)' instead of 'not a PyTorch checkpoint'"
-)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        pytest.param("hello world\n", marks=pytest.mark.xfail(raises=KeyError, reason=TEXT_CRASH, strict=True)),
-        pytest.param(
-            "this is not a checkpoint\n", marks=pytest.mark.xfail(raises=IndexError, reason=TEXT_CRASH, strict=True)
-        ),
-        pytest.param(
-            "not weights\n", marks=pytest.mark.xfail(raises=AssertionError, reason=TEXT_MISLEADING, strict=True)
-        ),
-    ],
-    ids=["empty", "hello-world", "sentence", "not-weights"],
-)
+@pytest.mark.parametrize("text", ["", "hello world\n", "this is not a checkpoint\n", "not weights\n", "0123"])
 def test_text_file_named_pth_is_reported_as_not_a_checkpoint(tmp_path, text):
+    # Text reaches torch's legacy (non-zip) loader, whose weights-only unpickler fails in several ways.
     path = tmp_path / "x.pth"
     path.write_text(text)
     message = error_of(path)
     assert str(path) in message
     assert "not a readable PyTorch checkpoint" in message
-    assert "may contain code" not in message
+    assert "code" not in message.replace(str(path), "")
 
 
 @pytest.mark.parametrize("payload_class", [CodeOnLoad, ShellOnLoad])
-def test_pickled_code_is_refused_and_never_run(tmp_path, payload_class):
+def test_pickled_code_is_never_run(tmp_path, payload_class):
     marker = tmp_path / "code-ran"
     path = tmp_path / "evil.pth"
     torch.save(payload_class(marker), path)
     assert not marker.exists()
-    message = error_of(path)
-    assert str(path) in message
-    assert "refused by the safe loader" in message
+    error_of(path)
     assert not marker.exists()
     # The file really does run code when unpickled without the safe loader: the check above can fail.
     torch.load(path, weights_only=False)
     assert marker.exists()
 
 
-def test_pickled_object_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    ("payload_class", "refused"),
+    # Path.touch pickles as getattr(Path, "touch"); os.system's module is on torch's blocklist, which
+    # torch reports in different words from other refused globals.
+    [(CodeOnLoad, "getattr"), (ShellOnLoad, f"{os.system.__module__}.system")],
+)
+def test_pickled_code_is_reported_as_refused_naming_the_global(tmp_path, payload_class, refused):
+    path = tmp_path / "evil.pth"
+    torch.save(payload_class(tmp_path / "code-ran"), path)
+    message = error_of(path)
+    assert str(path) in message
+    assert "refused by the safe loader" in message
+    assert refused in message
+
+
+def test_pickled_object_is_refused_naming_its_class(tmp_path):
     path = tmp_path / "object.pth"
     torch.save(PlainObject(), path)
     message = error_of(path)
     assert str(path) in message and "refused by the safe loader" in message
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "nrp/checkpoints.py _first_line keeps only torch's boilerplate first line, which carries ANSI bold "
-        "escape codes (\\x1b[1m) and drops the 'Unsupported global: GLOBAL ...PlainObject' line that names "
-        "what was refused"
-    ),
-)
-def test_refusal_message_is_plain_text_naming_the_refused_object(tmp_path):
-    path = tmp_path / "object.pth"
-    torch.save(PlainObject(), path)
-    message = error_of(path)
-    assert "\x1b" not in message
     assert "PlainObject" in message
+    assert "\x1b" not in message  # torch's own message carries terminal bold codes
 
 
 @pytest.mark.parametrize(

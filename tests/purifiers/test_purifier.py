@@ -38,9 +38,10 @@ def test_output_is_clamped_to_the_unit_range(images):
 
 
 def test_random_network_output_is_in_range(tiny_nrp, images):
+    x = images(2, 24, 24) * 4 - 2
     with torch.no_grad():
-        raw = tiny_nrp(images(2, 24, 24) * 4 - 2)
-        out = Purifier(tiny_nrp)(images(2, 24, 24) * 4 - 2)
+        raw = tiny_nrp(x)
+        out = Purifier(tiny_nrp)(x)
     assert raw.min() < 0 or raw.max() > 1  # the test would notice a missing clamp
     assert out.min().item() >= 0.0 and out.max().item() <= 1.0
 
@@ -52,7 +53,7 @@ def test_without_options_it_is_the_clamped_network(tiny_nrp, images):
 
 
 def test_is_an_nn_module_that_chains_in_a_sequential(tiny_nrp, images):
-    defended = nn.Sequential(Purifier(tiny_nrp), nn.Flatten(), nn.LazyLinear(5))
+    defended = nn.Sequential(Purifier(tiny_nrp), nn.Flatten(), nn.Linear(3 * 16 * 16, 5))
     assert defended(images(2, 16, 16)).shape == (2, 5)
     assert any(p is tiny_nrp.conv_first.weight for p in defended.parameters())
 
@@ -121,7 +122,7 @@ def test_without_dynamic_the_network_sees_the_input_unchanged(images):
 
 @pytest.mark.parametrize("options", [{}, {"tile_size": 16, "tile_overlap": 8}, {"dynamic": True}])
 def test_gradients_flow_to_the_input(tiny_nrp, images, options):
-    x = images(1, 3 * 8, 40).requires_grad_()
+    x = images(1, 24, 40).requires_grad_()
     purifier = Purifier(tiny_nrp, **options)
     purifier(x).sum().backward()
     assert x.grad is not None

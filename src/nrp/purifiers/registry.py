@@ -19,9 +19,9 @@ ARGUMENT_INFERENCE: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, Any]
 
 
 def register_purifier(name: str, cls: type[nn.Module], infer_arguments: Callable[[dict[str, torch.Tensor]], dict[str, Any]]) -> None:
-    """Add a network class under ``name``; a name already taken raises."""
+    """Add a network class under ``name``; a name already taken raises, listing the known ones."""
     if name in PURIFIERS:
-        raise ValueError(f"purifier '{name}' is already registered")
+        raise ValueError(f"purifier '{name}' is already registered; known: {', '.join(sorted(PURIFIERS))}")
     PURIFIERS[name] = cls
     ARGUMENT_INFERENCE[name] = infer_arguments
 
