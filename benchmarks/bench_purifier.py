@@ -42,7 +42,7 @@ from nrp.purifiers import NRP, NRPResG, Purifier
 
 NETWORKS = {"nrp": NRP, "nrp_resg": NRPResG}
 DEFAULT_SIZES = ("224", "512", "3000x2000")
-DEFAULT_MAX_TILES = {"nrp": 2, "nrp_resg": 0}  # 0: every window
+DEFAULT_MAX_TILES = {"nrp": 1, "nrp_resg": 0}  # 0: every window
 TILE_SIZE = 512
 TILE_OVERLAP = 64
 BASELINE = "none"  # the size argument of the process that only builds the network
@@ -107,6 +107,8 @@ def peak_rss_mib() -> float:
 
 def window_shapes(height: int, width: int) -> list[tuple[int, int]]:
     """Shapes of all windows :class:`Purifier` cuts an image into (none when it purifies the image whole)."""
+    if max(height, width) <= TILE_SIZE:
+        return []
     recorder = WindowRecorder()
     with torch.inference_mode():
         Purifier(recorder, tile_size=TILE_SIZE, tile_overlap=TILE_OVERLAP)(torch.zeros(1, 3, height, width))

@@ -138,7 +138,15 @@ def _read_safetensors(path: Path, map_location: str | torch.device) -> Checkpoin
     return Checkpoint(state, metadata.get(ARCHITECTURE_KEY) or None, arguments)
 
 
-def _read_torch(path: Path, map_location: str | torch.device) -> Checkpoint:
+def load_torch_payload(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``; any failure becomes a one-line :class:`CheckpointError`.
+
+    The weights-only unpickler accepts tensors, numbers, strings and containers of them, never code:
+    a file that holds anything else is refused, naming the object it holds.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -153,6 +161,11 @@ def _read_torch(path: Path, map_location: str | torch.device) -> Checkpoint:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (not a torch.save file)") from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as error:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({_first_line(error)})") from None
+    return payload
+
+
+def _read_torch(path: Path, map_location: str | torch.device) -> Checkpoint:
+    payload = load_torch_payload(path, map_location)
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path} holds a {type(payload).__name__}, not a state dict")
     architecture = payload.get(ARCHITECTURE_KEY) if isinstance(payload.get(ARCHITECTURE_KEY), str) else None

@@ -112,6 +112,13 @@ def test_images_must_be_a_batch_of_rgb(features):
         ssp(images(8)[0], features)
 
 
+def test_ssp_starts_from_an_explicit_first_iterate():
+    x = torch.full((1, 3, 4, 4), 0.5)
+    init = x + torch.tensor([1.0, -1.0]).repeat(8)[:16].view(1, 1, 4, 4) * 0.01
+    x_adv = ssp(x, nn.Identity(), eps=8 / 255, step_size=1 / 255, steps=20, init=init)
+    assert torch.allclose(x_adv - x, (init - x).sign() * 8 / 255)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_ssp_on_cuda_matches_cpu_with_a_cpu_generator(features):
     x = images(9)

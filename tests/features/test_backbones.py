@@ -7,7 +7,7 @@ import torchvision
 
 from nrp.checkpoints import Checkpoint, write_checkpoint
 from nrp.errors import CheckpointError, InputError, WeightsUnavailableError
-from nrp.features import FeatureExtractor, build_feature_extractor
+from nrp.features import FeatureExtractor, build_classifier, build_feature_extractor
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -122,3 +122,23 @@ def test_timm_backbones_take_normalisation_from_their_config():
     assert torch.allclose(extractor.mean.flatten(), torch.tensor(config["mean"], dtype=torch.float32))
     assert extractor(torch.rand(1, 3, 64, 64)).shape == (1, 128, 8, 8)
     assert extractor.name == "timm/resnet18:layer2"
+
+
+def test_classifier_is_the_whole_model_with_normalisation_inside(tmp_path: Path):
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet18(weights=None).eval()
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet.state_dict(), path)
+    classifier = build_classifier("resnet18", weights=path)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(classifier(x), resnet((x - IMAGENET_MEAN) / IMAGENET_STD), atol=1e-5)
+    assert all(not p.requires_grad for p in classifier.parameters())
+
+
+def test_classifier_weights_must_hold_the_whole_model(tmp_path: Path):
+    path = tmp_path / "partial.pth"
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, path)
+    with pytest.raises(CheckpointError, match=r"does not fit resnet18: 2 missing keys \(fc.weight, fc.bias\)"):
+        build_classifier("resnet18", weights=path)

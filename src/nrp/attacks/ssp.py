@@ -25,6 +25,7 @@ def ssp(
     start: str = "normal",
     generator: torch.Generator | None = None,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
+    init: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Label-free attack: maximise the distortion of ``feature_extractor``'s features inside an L-inf ball.
 
@@ -45,6 +46,8 @@ def ssp(
         generator: random generator for the start, for reproducible results (on any device).
         on_step: called after each step with ``(step, distance)``, ``distance`` ``(B,)`` being the
             per-sample feature distance of the iterate the step started from.
+        init: an explicit first iterate ``(B, 3, H, W)`` replacing the random start (e.g. noise drawn for a
+            whole global batch and sliced per process, so that distributed training matches one process).
 
     Returns:
         adversarial images ``(B, 3, H, W)`` in [0, 1] with ``|x_adv - x| <= eps``, detached.
@@ -62,7 +65,7 @@ def ssp(
     with torch.no_grad():
         clean_features = feature_extractor(x)
     lower, upper = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
-    x_adv = _random_start(x, eps, start, generator)
+    x_adv = _random_start(x, eps, start, generator) if init is None else init.detach().to(x)
     for step in range(steps):
         x_adv.requires_grad_(True)
         per_sample = measure(feature_extractor(x_adv), clean_features)

@@ -57,21 +57,59 @@ def build_feature_extractor(
         >>> extractor(torch.rand(1, 3, 32, 32)).shape
         torch.Size([1, 128, 16, 16])
     """
+    model, mean, std, use_timm = _create(backbone, pretrained and weights is None)
+    body, node = truncate(model, layer, backbone, graph_tools=_timm_models() if use_timm else None)
+    _load_weights(body.graph, model, backbone, weights, pretrained and not use_timm, download, f"{backbone} up to {node}")
+    logger.info("feature extractor %s:%s (%s weights)", backbone, node, "pretrained" if pretrained else "random")
+    return FeatureExtractor(body, mean, std, name=f"{backbone}:{node}")
+
+
+def build_classifier(
+    backbone: str,
+    weights: str | os.PathLike | None = None,
+    pretrained: bool = True,
+    download: bool = True,
+) -> FeatureExtractor:
+    """A whole pretrained classifier for [0, 1] images, normalisation inside: its "features" are the logits.
+
+    Arguments and errors as :func:`build_feature_extractor`; ``weights`` must hold the full model.
+
+    Example:
+        >>> build_classifier("resnet18", pretrained=False)(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2, 1000])
+    """
+    model, mean, std, use_timm = _create(backbone, pretrained and weights is None)
+    _load_weights(model, model, backbone, weights, pretrained and not use_timm, download, backbone)
+    return FeatureExtractor(model, mean, std, name=backbone)
+
+
+def _create(backbone: str, timm_pretrained: bool) -> tuple[nn.Module, tuple, tuple, bool]:
     use_timm, name = _resolve_source(backbone)
     if use_timm:
-        model, mean, std = _timm_model(name, pretrained and weights is None)
+        model, mean, std = _timm_model(name, timm_pretrained)
     else:
         model = torchvision.models.get_model(name, weights=None)
         mean, std = _torchvision_normalisation(name)
-    body, node = truncate(model, layer, backbone, graph_tools=_timm_models() if use_timm else None)
+    return model, mean, std, use_timm
+
+
+def _load_weights(
+    target: nn.Module,
+    model: nn.Module,
+    backbone: str,
+    weights: str | os.PathLike | None,
+    torchvision_pretrained: bool,
+    download: bool,
+    description: str,
+) -> None:
+    """Fill ``target`` (``model`` or a truncated part of it) from ``weights`` or torchvision's cache."""
     if weights is not None:
-        state = read_checkpoint(weights).state_dict
-        load_weights(body.graph, state, source=str(weights), target=f"{backbone} up to {node}", ignore=set(model.state_dict()))
-    elif pretrained and not use_timm:
-        state = torchvision_pretrained_state(name, download)
-        load_weights(body.graph, state, source=f"torchvision's {name} weights", ignore=set(model.state_dict()))
-    logger.info("feature extractor %s:%s (%s weights)", backbone, node, "pretrained" if pretrained else "random")
-    return FeatureExtractor(body, mean, std, name=f"{backbone}:{node}")
+        state, source = read_checkpoint(weights).state_dict, str(weights)
+    elif torchvision_pretrained:
+        state, source = torchvision_pretrained_state(backbone, download), f"torchvision's {backbone} weights"
+    else:
+        return
+    load_weights(target, state, source=source, target=description, ignore=set(model.state_dict()))
 
 
 def _resolve_source(backbone: str) -> tuple[bool, str]:
