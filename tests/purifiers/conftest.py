@@ -10,15 +10,6 @@ import torch
 from nrp.purifiers import NRP, NRPResG
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Run on one thread: these tensors are tiny, and a thread pool on a busy 2-core machine costs 100x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def tiny_nrp() -> NRP:
     """An NRP with one RRDB (receptive-field radius 17 px), seeded, in eval mode."""

@@ -9,7 +9,8 @@ import torch
 from nrp.attacks import DISTANCES, ssp
 from nrp.attacks.ssp import DEFAULT_STEP_SIZE, DEFAULT_STEPS, STARTS
 from nrp.cli import exit_codes
-from nrp.cli.common import add_io_arguments, check_positive, plan, process, resolve_device
+from nrp.cli.common import add_io_arguments, check_positive, plan, process
+from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.features import DEFAULT_BACKBONE, DEFAULT_LAYER, build_feature_extractor
 

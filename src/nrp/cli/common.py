@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from nrp.devices import resolve_device
 from nrp.errors import ImageDecodeError, InputError
 from nrp.io import ImageSource, find_images, iter_batches, plan_outputs, write_image
 from nrp.cli import exit_codes
@@ -34,19 +35,6 @@ def check_positive(name: str, value: float, minimum: float = 1) -> None:
     """Refuse ``value`` below ``minimum`` with a message naming the flag."""
     if value < minimum:
         raise InputError(f"{name} must be >= {minimum}, got {value}")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available else cpu; an unavailable cuda device is refused before any work."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device '{name}'; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device '{name}' requested but CUDA is not available; use --device cpu")
-    return device
 
 
 def plan(args: argparse.Namespace) -> tuple[list[ImageSource], list[Path]]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 import nrp
-from nrp.cli import attack, exit_codes, purify
+from nrp.cli import attack, exit_codes, purify, train
 from nrp.errors import NRPError
 
 
@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nrp",
         description="Self-supervised adversarial robustness: purify images with a Neural Representation "
-        "Purifier, or attack them with the Self-supervised Perturbation (Naseer et al., CVPR 2020).",
+        "Purifier, attack them with the Self-supervised Perturbation, or train a purifier "
+        "(Naseer et al., CVPR 2020).",
         epilog="Exit codes: 0 success, 1 error, 2 bad arguments, 3 some inputs skipped, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {nrp.__version__}")
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     purify.add_parser(subparsers)
     attack.add_parser(subparsers)
+    train.add_parser(subparsers)
     return parser
 
 

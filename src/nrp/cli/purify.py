@@ -7,7 +7,8 @@ import argparse
 import torch
 
 from nrp.cli import exit_codes
-from nrp.cli.common import add_io_arguments, check_positive, logger, plan, process, resolve_device
+from nrp.cli.common import add_io_arguments, check_positive, logger, plan, process
+from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.purifiers import PURIFIERS, Purifier, load_network
 from nrp.purifiers.dynamic import DEFAULT_NOISE_STD

@@ -63,7 +63,7 @@ def _splitmix64(value: int) -> int:
     return value ^ (value >> 31)
 
 
-def _mix(*values: int) -> int:
+def derive_seed(*values: int) -> int:
     """Deterministic 63-bit hash of integers (only their low 64 bits count), fit for ``manual_seed``."""
     state = 0
     for value in values:
@@ -73,7 +73,7 @@ def _mix(*values: int) -> int:
 
 @lru_cache(maxsize=4)
 def _epoch_permutation(num_images: int, seed: int, epoch: int) -> tuple[int, ...]:
-    generator = torch.Generator().manual_seed(_mix(_EPOCH_TAG, seed, epoch))
+    generator = torch.Generator().manual_seed(derive_seed(_EPOCH_TAG, seed, epoch))
     return tuple(torch.randperm(num_images, generator=generator).tolist())
 
 
@@ -103,7 +103,7 @@ def sample_plan(num_images: int, seed: int, position: int) -> tuple[int, int]:
     if position < 0:
         raise InputError(f"position must be >= 0, got {position}")
     epoch, offset = divmod(position, num_images)
-    return _epoch_permutation(num_images, seed, epoch)[offset], _mix(_SAMPLE_TAG, seed, position)
+    return _epoch_permutation(num_images, seed, epoch)[offset], derive_seed(_SAMPLE_TAG, seed, position)
 
 
 def resize_short_side(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -116,7 +116,7 @@ def resize_short_side(image: torch.Tensor, size: int) -> torch.Tensor:
     Returns:
         Same leading shape, short side ``size``, long side ``int(size * long / short)``; values in [0, 1].
     """
-    resized = TF.resize(image, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    resized = TF.resize(image, [size], interpolation=InterpolationMode.BILINEAR, antialias=True)
     return resized.clamp_(0.0, 1.0)
 
 

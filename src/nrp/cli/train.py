@@ -1,0 +1,101 @@
+"""``nrp train``: train a purifier self-supervised (Algorithm 2), alone or under ``torchrun``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from tqdm import tqdm
+
+from nrp.cli import exit_codes
+from nrp.purifiers import PURIFIERS
+from nrp.training.config import TrainConfig, build_config, config_fields, load_config_file
+from nrp.training.distributed import setup, teardown
+from nrp.training.losses import GAN_KINDS
+from nrp.training.perturbations import PERTURBATIONS
+from nrp.training.trainer import Trainer
+from nrp.attacks import DISTANCES
+
+logger = logging.getLogger("nrp")
+DEFAULTS = TrainConfig()
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``nrp train``; every flag is a :class:`TrainConfig` field (flags beat ``--config``)."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a purifier (Algorithm 2)",
+        description="Train a Neural Representation Purifier on unlabelled images against self-supervised "
+        "perturbations. Launch with torchrun --nproc_per_node=K to train on K processes (the batch size is the "
+        "global batch). Pixel quantities (--eps, --ssp-step-size, --noise-std) are in 0-255 units.",
+    )
+    add = parser.add_argument
+    add("--config", help="YAML or JSON file setting any of the fields below (flags win)")
+    add("--data", nargs="+", help="folders of training images (searched recursively)")
+    add("--out", help="run folder: checkpoints, logs, validation grids, purifier.safetensors")
+    add("--val", nargs="+", help="held-out folders for validation")
+    add("--val-images", type=int, help=f"validation images used (default {DEFAULTS.val_images})")
+    add("--purifier", choices=sorted(PURIFIERS), help=f"architecture (default {DEFAULTS.purifier})")
+    add("--width", type=int, help="purifier feature channels (default: the architecture's, 64)")
+    add("--blocks", type=int, help="purifier blocks (default: the architecture's, 23)")
+    add("--growth", type=int, help="NRP dense growth channels (default 32)")
+    add("--critic-width", type=int, help=f"critic base channels (default {DEFAULTS.critic_width})")
+    add("--iterations", type=int, help=f"total iterations (default {DEFAULTS.iterations})")
+    add("--batch-size", type=int, help=f"global batch size (default {DEFAULTS.batch_size})")
+    add("--crop", type=int, help=f"random crop side (default {DEFAULTS.crop})")
+    add("--resize", type=int, help=f"short side images are resized to before cropping (default {DEFAULTS.resize})")
+    add("--perturbation", choices=PERTURBATIONS, help="ssp (default), gaussian (GNP ablation) or fgsm (FGSP ablation)")
+    add("--eps", type=float, help=f"perturbation budget, 0-255 units (default {DEFAULTS.eps:g})")
+    add("--ssp-steps", type=int, help=f"SSP iterations per batch (default {DEFAULTS.ssp_steps})")
+    add("--ssp-step-size", type=float, help=f"SSP step, 0-255 units (default {DEFAULTS.ssp_step_size})")
+    add("--ssp-distance", choices=sorted(DISTANCES), help=f"SSP feature distance (default {DEFAULTS.ssp_distance})")
+    add("--noise-std", type=float, help=f"gaussian perturbation std, 0-255 units (default {DEFAULTS.noise_std:g})")
+    add("--fgsm-model", help="classifier the fgsm perturbation attacks (torchvision name or timm/<name>)")
+    add("--fgsm-weights", help="weights file of --fgsm-model")
+    add("--loss-weights", type=_weights, help="adversarial,pixel,feature (default 5e-3,1e-2,1)")
+    add("--gan", choices=GAN_KINDS, help="relativistic (default, Eq. 7) or vanilla (ablation)")
+    add("--lr", type=float, help=f"purifier learning rate (default {DEFAULTS.lr:g})")
+    add("--critic-lr", type=float, help=f"critic learning rate (default {DEFAULTS.critic_lr:g})")
+    add("--betas", type=_weights, help="Adam betas, e.g. 0.9,0.999 (default)")
+    add("--backbone", help=f"feature extractor backbone (default {DEFAULTS.backbone})")
+    add("--layer", help=f"feature extractor layer (default {DEFAULTS.layer})")
+    add("--backbone-weights", help="weights file of the backbone, when it is not in the torchvision/timm cache")
+    add("--seed", type=int, help=f"seed of every random draw (default {DEFAULTS.seed})")
+    add("--workers", type=int, help=f"data loading processes per rank (default {DEFAULTS.workers})")
+    add("--device", help="cpu, cuda or auto (default); under torchrun each rank takes GPU LOCAL_RANK")
+    add("--amp", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 mixed precision on CUDA (default on)")
+    add("--checkpoint-every", type=int, help=f"iterations between checkpoints (default {DEFAULTS.checkpoint_every})")
+    add("--keep-checkpoints", type=int, help=f"checkpoints kept (default {DEFAULTS.keep_checkpoints})")
+    add("--val-every", type=int, help=f"iterations between validations (default {DEFAULTS.val_every})")
+    add("--log-every", type=int, help=f"iterations between log records (default {DEFAULTS.log_every})")
+    add("--resume", action="store_true", default=None, help="continue from the newest checkpoint in --out")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the configuration, train, and report where the purifier went; returns the exit code."""
+    file_values = load_config_file(args.config) if args.config else {}
+    flags = {name: getattr(args, name) for name in config_fields() if hasattr(args, name)}
+    config = build_config(file_values, flags)
+    context = setup(config.device)
+    try:
+        trainer = Trainer(config, context)
+        total = config.iterations
+        with tqdm(total=total, initial=trainer.iteration, desc="train", unit="it", disable=None if context.is_main else True) as bar:
+            def on_iteration(iteration: int, losses: dict[str, float]) -> None:
+                bar.update(1)
+                bar.set_postfix({name.removeprefix("purifier_"): f"{value:.4g}" for name, value in losses.items()}, refresh=False)
+
+            final = trainer.train(on_iteration)
+        if final is not None:
+            logger.info("purifier written to %s", final)
+    finally:
+        teardown(context)
+    return exit_codes.OK
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None

@@ -1,0 +1,138 @@
+"""The configuration of a training run: one dataclass whose fields are the ``nrp train`` flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nrp.errors import InputError
+from nrp.training.perturbations import PERTURBATIONS
+
+# The command line and config files speak the paper's 0-255 pixel units for eps, steps and noise.
+PIXEL_SCALE = 255.0
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``nrp train`` needs; a YAML/JSON file sets these keys and flags override them.
+
+    Pixel quantities (``eps``, ``ssp_step_size``, ``noise_std``) are in 0-255 units, as in the paper.
+    Defaults follow Section 4.1: batch 16, 128x128 crops of images resized to 480, Adam at 1e-4 for both
+    networks, loss weights alpha=5e-3 (adversarial), gamma=1e-2 (pixel), lambda=1 (feature), eps 16.
+    """
+
+    data: list[str] = field(default_factory=list)
+    out: str = ""
+    val: list[str] = field(default_factory=list)
+    val_images: int = 8
+    purifier: str = "nrp"
+    width: int | None = None
+    blocks: int | None = None
+    growth: int | None = None
+    critic_width: int = 64
+    iterations: int = 100_000
+    batch_size: int = 16
+    crop: int = 128
+    resize: int = 480
+    perturbation: str = "ssp"
+    eps: float = 16.0
+    ssp_steps: int = 10
+    ssp_step_size: float = 2.55
+    ssp_distance: str = "mse"
+    noise_std: float = 16.0
+    fgsm_model: str | None = None
+    fgsm_weights: str | None = None
+    loss_weights: list[float] = field(default_factory=lambda: [5e-3, 1e-2, 1.0])
+    gan: str = "relativistic"
+    lr: float = 1e-4
+    critic_lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    backbone: str = "vgg16"
+    layer: str = "conv3_3"
+    backbone_weights: str | None = None
+    seed: int = 0
+    workers: int = 2
+    device: str = "auto"
+    amp: bool = True
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    val_every: int = 1000
+    log_every: int = 10
+    resume: bool = False
+
+    def validate(self) -> None:
+        """Refuse values that cannot work, naming the field and the accepted range."""
+        if not self.data:
+            raise InputError("no training data: give at least one folder with --data")
+        if not self.out:
+            raise InputError("no run folder: give --out RUN_DIR")
+        for name in ("iterations", "batch_size", "crop", "resize", "ssp_steps", "checkpoint_every", "val_every", "log_every", "keep_checkpoints", "critic_width"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.crop > self.resize:
+            raise InputError(f"crop {self.crop} is larger than resize {self.resize}: crops are cut from the resized image")
+        if not 0 <= self.eps <= PIXEL_SCALE:
+            raise InputError(f"eps must be in [0, 255] pixel units, got {self.eps:g}")
+        if self.perturbation not in PERTURBATIONS:
+            raise InputError(f"unknown perturbation '{self.perturbation}'; known: {', '.join(PERTURBATIONS)}")
+        if self.perturbation == "fgsm" and not self.fgsm_model:
+            raise InputError("the fgsm perturbation attacks a classifier: name it with --fgsm-model")
+        if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
+            raise InputError(f"loss_weights must be three numbers >= 0 (adversarial, pixel, feature), got {self.loss_weights}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise InputError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.workers < 0:
+            raise InputError(f"workers must be >= 0, got {self.workers}")
+
+    def purifier_arguments(self) -> dict[str, int]:
+        """Constructor arguments of the purifier that were set (the rest keep the architecture's defaults)."""
+        arguments = {"width": self.width, "blocks": self.blocks, "growth": self.growth}
+        if self.purifier != "nrp":
+            arguments.pop("growth")
+        return {key: value for key, value in arguments.items() if value is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only, for checkpoints and logs."""
+        return dataclasses.asdict(self)
+
+
+def config_fields() -> dict[str, dataclasses.Field]:
+    """The fields of :class:`TrainConfig` by name."""
+    return {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or JSON config file into a dict of known :class:`TrainConfig` keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        values = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        reason = str(error).splitlines()[0]
+        raise InputError(f"cannot read config file {path}: {reason}") from None
+    if not isinstance(values, dict):
+        raise InputError(f"config file {path} must hold a mapping of keys to values")
+    values = {key.replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(values) - set(config_fields()))
+    if unknown:
+        raise InputError(f"config file {path}: unknown keys {', '.join(unknown)}")
+    return values
+
+
+def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> TrainConfig:
+    """Defaults, then the config file, then every flag that was given (flags win)."""
+    values = {**file_values, **{key: value for key, value in flag_values.items() if value is not None}}
+    for key in ("data", "val"):
+        if isinstance(values.get(key), str):
+            values[key] = [values[key]]
+    config = TrainConfig(**values)
+    config.validate()
+    return config

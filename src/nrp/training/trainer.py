@@ -1,0 +1,253 @@
+"""Algorithm 2: training a purifier against self-supervised perturbations, on one process or many.
+
+Each iteration crafts x' from the clean batch x (no gradient into the purifier), updates the purifier on
+Eq. 8 with the critic frozen, then updates the critic on real vs. purified (detached) images.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from nrp.errors import InputError
+from nrp.features import build_classifier, build_feature_extractor
+from nrp.purifiers import create_network, save_network
+from nrp.purifiers.registry import architecture_of
+from nrp.training.checkpointing import (
+    TrainingState,
+    capture_rng,
+    list_checkpoints,
+    load_training_checkpoint,
+    restore_rng,
+    save_training_checkpoint,
+)
+from nrp.training.config import PIXEL_SCALE, TrainConfig
+from nrp.training.critic import Critic
+from nrp.training.data import CropSpec, TrainingImages, derive_seed, load_validation_images, training_loader
+from nrp.training.distributed import DistributedContext
+from nrp.training.losses import LossWeights, critic_gan_loss, purifier_objective
+from nrp.training.metrics import MetricsLog
+from nrp.training.perturbations import PerturbationSettings, make_perturbation
+from nrp.training.validation import validate
+
+logger = logging.getLogger(__name__)
+
+NOISE_TAG = 0x4E4F495345  # separates the perturbation noise stream from the data streams
+VALIDATION_NOISE_ITERATION = -1
+# Config fields a resumed run may change without warning.
+RESUMABLE_CHANGES = {"resume", "iterations", "workers", "device", "checkpoint_every", "val_every", "log_every", "keep_checkpoints"}
+
+
+class Trainer:
+    """Trains a purifier as configured by a :class:`TrainConfig` (see ``nrp train --help``).
+
+    The global batch (``config.batch_size``) is split evenly over the processes of ``context``; every random
+    draw derives from ``(seed, iteration, sample position)``, so a resumed or distributed run sees exactly
+    the batches and perturbation noise of an uninterrupted single-process run.
+    """
+
+    def __init__(self, config: TrainConfig, context: DistributedContext = DistributedContext()) -> None:
+        config.validate()
+        if config.batch_size % context.world_size:
+            raise InputError(f"batch size {config.batch_size} must be divisible by the {context.world_size} processes")
+        self.config, self.context, self.device = config, context, context.device
+        self.run_dir = Path(config.out)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.dataset = TrainingImages(config.data, CropSpec(resize=config.resize, crop=config.crop))
+        self.validation_images = (
+            load_validation_images(config.val, size=config.crop, limit=config.val_images) if config.val else None
+        )
+        self.feature_extractor = build_feature_extractor(
+            config.backbone, config.layer, weights=config.backbone_weights
+        ).to(self.device)
+        classifier = (
+            build_classifier(config.fgsm_model, weights=config.fgsm_weights).to(self.device)
+            if config.perturbation == "fgsm" else None
+        )
+        self.perturb = make_perturbation(config.perturbation, _perturbation_settings(config), self.feature_extractor, classifier)
+        self.weights = LossWeights(*config.loss_weights)
+
+        torch.manual_seed(config.seed)
+        self.purifier = create_network(config.purifier, **config.purifier_arguments()).to(self.device)
+        self.critic = Critic(config.critic_width).to(self.device)
+        self.purifier_optimizer = torch.optim.Adam(self.purifier.parameters(), lr=config.lr, betas=tuple(config.betas))
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, betas=tuple(config.betas))
+        self.iteration = self._restore()
+        self.purifier_step_module = self._distribute(self.purifier)
+        self.critic_step_module = self._distribute(self.critic)
+        self.metrics = MetricsLog(self.run_dir, resume_from=self.iteration) if context.is_main else None
+
+    # -- one iteration ---------------------------------------------------------------------------------
+
+    def perturb_batch(self, clean: torch.Tensor, iteration: int) -> torch.Tensor:
+        """Craft x' for this process's share of global batch ``iteration`` (Algorithm 1 by default)."""
+        with self._autocast():
+            return self.perturb(clean, self._noise(iteration, clean.shape))
+
+    def purifier_step(self, clean: torch.Tensor, perturbed: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Update the purifier on Eq. 8 with the critic frozen; returns the purified batch and the losses."""
+        self.critic.requires_grad_(False)
+        with self._autocast():
+            purified = self.purifier_step_module(perturbed)
+            clean_features = purified_features = real_logits = fake_logits = None
+            if self.weights.feature:
+                with torch.no_grad():
+                    clean_features = self.feature_extractor(clean)
+                purified_features = self.feature_extractor(purified)
+            if self.weights.adversarial:
+                # One critic pass over real and fake keeps batch-norm statistics the same as in the critic step.
+                real_logits, fake_logits = self.critic(torch.cat((clean, purified))).chunk(2)
+                real_logits = real_logits.detach()
+            losses = purifier_objective(
+                self.weights, clean=clean, purified=purified, clean_features=clean_features,
+                purified_features=purified_features, real_logits=real_logits, fake_logits=fake_logits, gan=self.config.gan,
+            )
+        self.purifier_optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        self.purifier_optimizer.step()
+        self.critic.requires_grad_(True)
+        return purified.detach(), {f"purifier_{name}": value.item() for name, value in losses.items()}
+
+    def critic_step(self, clean: torch.Tensor, purified: torch.Tensor) -> dict[str, float]:
+        """Update the critic to tell clean images from purified ones (skipped when alpha is 0)."""
+        if not self.weights.adversarial:
+            return {}
+        with self._autocast():
+            real_logits, fake_logits = self.critic_step_module(torch.cat((clean, purified))).chunk(2)
+            loss = critic_gan_loss(real_logits, fake_logits, self.config.gan)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_optimizer.step()
+        return {"critic_loss": loss.item()}
+
+    def train_step(self, clean: torch.Tensor) -> dict[str, float]:
+        """One iteration of Algorithm 2 on this process's share of the global batch."""
+        clean = clean.to(self.device, non_blocking=True)
+        perturbed = self.perturb_batch(clean, self.iteration)
+        purified, losses = self.purifier_step(clean, perturbed)
+        losses.update(self.critic_step(clean, purified))
+        self.iteration += 1
+        return losses
+
+    # -- the loop --------------------------------------------------------------------------------------
+
+    def train(self, on_iteration: Callable[[int, dict[str, float]], None] | None = None) -> Path | None:
+        """Run until ``config.iterations``; checkpoints, validation and logs on rank 0.
+
+        Returns the final purifier weights (``RUN_DIR/purifier.safetensors``) on rank 0, else ``None``.
+        """
+        loader = training_loader(
+            self.dataset, self.config.batch_size, self.config.seed, start_iteration=self.iteration,
+            rank=self.context.rank, world_size=self.context.world_size,
+            iterations=self.config.iterations - self.iteration, num_workers=self.config.workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        started, done_before = time.perf_counter(), self.iteration
+        for clean in loader:
+            losses = self.train_step(clean)
+            if on_iteration is not None:
+                on_iteration(self.iteration, losses)
+            if self.metrics is not None and self.iteration % self.config.log_every == 0:
+                rate = (self.iteration - done_before) / (time.perf_counter() - started)
+                self.metrics.write(self.iteration, "train", {**losses, "iterations_per_second": rate})
+            last = self.iteration == self.config.iterations
+            if self.iteration % self.config.val_every == 0 or last:
+                self.validate()
+            if self.iteration % self.config.checkpoint_every == 0 or last:
+                self.save_checkpoint()
+        return self._finish()
+
+    def validate(self) -> dict[str, float] | None:
+        """Score the purifier on the held-out images (rank 0; ``None`` without ``--val``)."""
+        if self.validation_images is None or not self.context.is_main:
+            return None
+        clean = self.validation_images.to(self.device)
+        perturbed = self.perturb_batch(clean, VALIDATION_NOISE_ITERATION)
+        grid = self.run_dir / "validation" / f"iteration_{self.iteration:08d}.png"
+        scores = validate(self.purifier, self.feature_extractor, clean, perturbed, grid)
+        self.metrics.write(self.iteration, "val", scores)
+        logger.info("iteration %d validation: %s", self.iteration, {k: round(v, 4) for k, v in scores.items()})
+        return scores
+
+    def save_checkpoint(self) -> Path | None:
+        """Write the full training state atomically (rank 0), keeping the newest ``keep_checkpoints``."""
+        if not self.context.is_main:
+            return None
+        name, arguments = architecture_of(self.purifier)
+        state = TrainingState(
+            iteration=self.iteration,
+            purifier=self.purifier.state_dict(),
+            critic=self.critic.state_dict(),
+            purifier_optimizer=self.purifier_optimizer.state_dict(),
+            critic_optimizer=self.critic_optimizer.state_dict(),
+            rng=capture_rng(self.device),
+            config=self.config.to_dict(),
+        )
+        path = save_training_checkpoint(
+            self.checkpoint_dir, state, name, arguments, {"width": self.critic.width}, self.config.keep_checkpoints
+        )
+        logger.info("checkpoint %s", path)
+        return path
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _finish(self) -> Path | None:
+        if not self.context.is_main:
+            return None
+        self.metrics.close()
+        final = self.run_dir / "purifier.safetensors"
+        save_network(self.purifier, final)
+        return final
+
+    def _noise(self, iteration: int, shape: torch.Size) -> torch.Tensor:
+        """Standard-normal noise of this process's slice of global batch ``iteration``."""
+        per_rank = shape[0]
+        generator = torch.Generator().manual_seed(derive_seed(NOISE_TAG, self.config.seed, iteration))
+        noise = torch.randn((per_rank * self.context.world_size, *shape[1:]), generator=generator)
+        start = self.context.rank * per_rank
+        return noise[start:start + per_rank].to(self.device)
+
+    def _restore(self) -> int:
+        existing = list_checkpoints(self.checkpoint_dir)
+        if existing and not self.config.resume:
+            raise InputError(f"{self.run_dir} already holds checkpoints; pass --resume to continue, or choose another --out")
+        if not existing:
+            if self.config.resume:
+                logger.info("no checkpoint in %s yet: starting from iteration 0", self.checkpoint_dir)
+            return 0
+        state = load_training_checkpoint(existing[-1], map_location=self.device)
+        changed = sorted(k for k, v in self.config.to_dict().items() if k not in RESUMABLE_CHANGES and state.config.get(k) != v)
+        if changed:
+            logger.warning("resuming with settings that differ from the checkpoint's: %s", ", ".join(changed))
+        self.purifier.load_state_dict(state.purifier)
+        self.critic.load_state_dict(state.critic)
+        self.purifier_optimizer.load_state_dict(state.purifier_optimizer)
+        self.critic_optimizer.load_state_dict(state.critic_optimizer)
+        restore_rng(state.rng, self.device)
+        logger.info("resumed from %s (iteration %d)", existing[-1], state.iteration)
+        return state.iteration
+
+    def _distribute(self, module: nn.Module) -> nn.Module:
+        if not self.context.distributed:
+            return module
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=device_ids)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp and self.device.type == "cuda")
+
+
+def _perturbation_settings(config: TrainConfig) -> PerturbationSettings:
+    return PerturbationSettings(
+        eps=config.eps / PIXEL_SCALE,
+        ssp_steps=config.ssp_steps,
+        ssp_step_size=config.ssp_step_size / PIXEL_SCALE,
+        ssp_distance=config.ssp_distance,
+        noise_std=config.noise_std / PIXEL_SCALE,
+    )
