@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name) for name in config_fields() if hasattr(args, name)}
     config = build_config(file_values, flags)
     context = setup(config.device)
+    if not context.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # one voice: rank 0 reports progress
     try:
         trainer = Trainer(config, context)
         total = config.iterations
