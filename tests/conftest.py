@@ -1,7 +1,12 @@
 """Settings shared by the whole suite."""
 
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
+import torchvision
 
 
 @pytest.fixture(autouse=True)
@@ -11,3 +16,33 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def vgg16_weights(tmp_path_factory) -> Callable[[int], Path]:
+    """``make(n)``: a file of random VGG16 weights for ``features[:n]``, as a user's ``--backbone-weights``."""
+    made: dict[int, Path] = {}
+
+    def make(layers: int) -> Path:
+        if layers not in made:
+            torch.manual_seed(0)
+            features = torchvision.models.vgg16(weights=None).features[:layers]
+            made[layers] = tmp_path_factory.mktemp("vgg") / f"vgg16_features_{layers}.pth"
+            torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, made[layers])
+        return made[layers]
+
+    return make
+
+
+@pytest.fixture
+def fingerprint() -> Callable[[Path], dict[str, str]]:
+    """Map every file under a folder (relative path) to the SHA-256 of its bytes."""
+
+    def take(folder: Path) -> dict[str, str]:
+        return {
+            str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
+
+    return take

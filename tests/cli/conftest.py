@@ -1,18 +1,11 @@
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torchvision
 from PIL import Image
 
 from nrp.purifiers import NRP, save_network
-
-
-def tree_fingerprint(folder: Path) -> dict[str, str]:
-    """Relative path -> sha256 of every file under ``folder``."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -37,10 +30,6 @@ def tiny_purifier(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def vgg_weights(tmp_path_factory) -> Path:
-    """Random VGG16 weights of the layers up to conv3_3, as a user's --backbone-weights file."""
-    torch.manual_seed(0)
-    features = torchvision.models.vgg16(weights=None).features[:16]
-    path = tmp_path_factory.mktemp("weights") / "vgg16_conv3_3.pth"
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
-    return path
+def vgg_weights(vgg16_weights) -> Path:
+    """Random VGG16 weights of the layers up to conv3_3 (the paper's extractor)."""
+    return vgg16_weights(16)

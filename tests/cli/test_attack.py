@@ -7,8 +7,6 @@ from PIL import Image
 from nrp.cli import exit_codes
 from nrp.cli.main import main
 
-from conftest import tree_fingerprint
-
 
 def pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
@@ -18,11 +16,11 @@ def run_ssp(inputs, out, weights, *extra) -> int:
     return main(["attack", "ssp", *map(str, inputs), "--out", str(out), "--backbone-weights", str(weights), "--steps", "3", *extra])
 
 
-def test_ssp_outputs_stay_within_eps_pixels_and_mirror_the_folder(photos, vgg_weights, tmp_path):
-    before = tree_fingerprint(photos)
+def test_ssp_outputs_stay_within_eps_pixels_and_mirror_the_folder(photos, vgg_weights, tmp_path, fingerprint):
+    before = fingerprint(photos)
     code = run_ssp([photos], tmp_path / "adv", vgg_weights, "--eps", "8")
     assert code == exit_codes.SKIPPED  # the broken file
-    assert tree_fingerprint(photos) == before
+    assert fingerprint(photos) == before
     for name, source in [("a.png", "a.png"), ("nested/c.png", "nested/c.jpg")]:
         clean = np.asarray(Image.open(photos / source).convert("RGB"), dtype=np.int16)
         adversarial = pixels(tmp_path / "adv" / name)

@@ -8,17 +8,15 @@ from nrp.cli.main import main
 from nrp.io import read_image
 from nrp.purifiers import NRP, Purifier, load_network
 
-from conftest import tree_fingerprint
 
-
-def test_purify_mirrors_the_folder_skips_the_broken_file_and_reports_it(photos, tiny_purifier, tmp_path, capsys):
-    before = tree_fingerprint(photos)
+def test_purify_mirrors_the_folder_skips_the_broken_file_and_reports_it(photos, tiny_purifier, tmp_path, capsys, fingerprint):
+    before = fingerprint(photos)
     code = main(["purify", str(photos), "--out", str(tmp_path / "out"), "--weights", str(tiny_purifier), "--batch-size", "2"])
     assert code == exit_codes.SKIPPED
     assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")) == ["a.png", "b.png", "nested/c.png"]
     err = capsys.readouterr().err
     assert "skipped: cannot decode" in err and "broken.png" in err
-    assert tree_fingerprint(photos) == before
+    assert fingerprint(photos) == before
 
 
 def test_purified_files_equal_the_purifier_applied_in_python(photos, tiny_purifier, tmp_path):
@@ -68,12 +66,12 @@ def test_existing_outputs_are_kept_unless_overwrite_is_given(photos, tiny_purifi
     assert (out / "a.png").read_bytes() != b"marker"
 
 
-def test_writing_into_the_input_folder_is_refused_and_changes_nothing(photos, tiny_purifier, capsys):
-    before = tree_fingerprint(photos)
+def test_writing_into_the_input_folder_is_refused_and_changes_nothing(photos, tiny_purifier, capsys, fingerprint):
+    before = fingerprint(photos)
     code = main(["purify", str(photos), "--out", str(photos), "--weights", str(tiny_purifier), "--overwrite"])
     assert code == exit_codes.ERROR
     assert "would overwrite input" in capsys.readouterr().err
-    assert tree_fingerprint(photos) == before
+    assert fingerprint(photos) == before
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,7 @@
-"""Fixtures for the io tests: small generated images, and fingerprints of folders."""
+"""Fixtures for the io tests: small generated images."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,20 +31,6 @@ def save_rgb() -> Callable[..., Path]:
         return path
 
     return save
-
-
-@pytest.fixture
-def fingerprint() -> Callable[[Path], dict[str, str]]:
-    """Map every file under a folder (relative path) to the SHA-256 of its bytes."""
-
-    def take(folder: Path) -> dict[str, str]:
-        return {
-            str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*"))
-            if p.is_file()
-        }
-
-    return take
 
 
 @pytest.fixture

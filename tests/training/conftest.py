@@ -2,8 +2,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torchvision
 from PIL import Image
 
 from nrp.training import TrainConfig
@@ -32,13 +30,9 @@ def validation_photos(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def early_vgg_weights(tmp_path_factory) -> Path:
+def early_vgg_weights(vgg16_weights) -> Path:
     """Random VGG16 weights up to conv1_2: a cheap stand-in for the paper's conv3_3 extractor."""
-    torch.manual_seed(0)
-    features = torchvision.models.vgg16(weights=None).features[:4]
-    path = tmp_path_factory.mktemp("vgg") / "vgg16_conv1_2.pth"
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
-    return path
+    return vgg16_weights(4)
 
 
 @pytest.fixture

@@ -9,15 +9,6 @@ from torch import nn
 from nrp.training.critic import Critic
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Run on one thread: these tensors are tiny, and a thread pool on a busy small machine costs more than it gives."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def tiny_critic() -> Critic:
     torch.manual_seed(0)
