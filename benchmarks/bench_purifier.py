@@ -15,7 +15,7 @@ measured seconds per window pixel times the pixels of all windows of the tiling.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_purifier.py                    # all, about 10 minutes on 2 cores
+    PYTHONPATH=src python benchmarks/bench_purifier.py                    # all, 7-10 minutes on 2 cores
     PYTHONPATH=src python benchmarks/bench_purifier.py --networks nrp_resg --sizes 224 512
     PYTHONPATH=src python benchmarks/bench_purifier.py --max-tiles nrp=4 nrp_resg=0   # 0: all windows
     PYTHONPATH=src python benchmarks/bench_purifier.py --one nrp 224      # one configuration, JSON on stdout
@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine import load_average, machine_info, write_json
 from torch import nn
 
-from machine import load_average, machine_info, write_json
 from nrp.purifiers import NRP, NRPResG, Purifier
 
 NETWORKS = {"nrp": NRP, "nrp_resg": NRPResG}

@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 from nrp.errors import InputError
-from nrp.purifiers import NRP, PURIFIERS, NRPResG, architecture_of, create_network, register_purifier
-from nrp.purifiers import registry
+from nrp.purifiers import NRP, PURIFIERS, NRPResG, architecture_of, create_network, register_purifier, registry
 from nrp.purifiers.registry import infer_architecture
 
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from nrp.purifiers import load_network
 from nrp.training import Trainer

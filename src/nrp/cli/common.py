@@ -1,4 +1,4 @@
-"""What every image-processing subcommand shares: input/output flags, device choice, the batch loop."""
+"""What every image-processing subcommand shares: input/output flags, output planning, the batch loop."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from nrp.devices import resolve_device
+from nrp.cli import exit_codes
 from nrp.errors import ImageDecodeError, InputError
 from nrp.io import ImageSource, find_images, iter_batches, plan_outputs, write_image
-from nrp.cli import exit_codes
 
 logger = logging.getLogger("nrp")
 

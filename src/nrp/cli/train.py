@@ -7,6 +7,7 @@ import logging
 
 from tqdm import tqdm
 
+from nrp.attacks import DISTANCES
 from nrp.cli import exit_codes
 from nrp.purifiers import PURIFIERS
 from nrp.training.config import TrainConfig, build_config, config_fields, load_config_file
@@ -14,7 +15,6 @@ from nrp.training.distributed import setup, teardown
 from nrp.training.losses import GAN_KINDS
 from nrp.training.perturbations import PERTURBATIONS
 from nrp.training.trainer import Trainer
-from nrp.attacks import DISTANCES
 
 logger = logging.getLogger("nrp")
 DEFAULTS = TrainConfig()

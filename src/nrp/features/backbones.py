@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
 import torchvision
 from torch import nn
 

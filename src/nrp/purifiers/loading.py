@@ -12,6 +12,7 @@ from nrp.checkpoints import Checkpoint, load_weights, read_checkpoint, write_che
 from nrp.errors import CheckpointError, InputError
 from nrp.purifiers.registry import architecture_of, create_network, infer_architecture
 
+
 def load_network(
     path: str | os.PathLike,
     architecture: str | None = None,
