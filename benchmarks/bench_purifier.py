@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import load_average, machine_info, write_json
 from torch import nn
 
+from machine import load_average, machine_info, write_json
 from nrp.purifiers import NRP, NRPResG, Purifier
 
 NETWORKS = {"nrp": NRP, "nrp_resg": NRPResG}

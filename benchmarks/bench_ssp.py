@@ -25,9 +25,9 @@ from unittest import mock
 
 import torch
 import torchvision
-from machine import load_average, machine_info, write_json
 from torch import nn
 
+from machine import load_average, machine_info, write_json
 from nrp.attacks import ssp
 from nrp.features import FeatureExtractor, build_feature_extractor
 

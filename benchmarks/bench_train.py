@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision
-from machine import load_average, machine_info, write_json
 from PIL import Image
 
+from machine import load_average, machine_info, write_json
 from nrp.training import TrainConfig, Trainer
 
 TARGET_RATIO = 1.15
