@@ -17,7 +17,7 @@ def test_fgsm_equals_torchattacks_with_the_same_labels(classifier):
     x = torch.rand(4, 3, 16, 16)
     labels = torch.tensor([0, 3, 5, 9])
     classifier(x)  # materialise the lazy layer
-    ours = fgsm(x, classifier, eps=8 / 255, labels=labels)
+    ours = fgsm(classifier, x, labels, eps=8 / 255)
     theirs = torchattacks.FGSM(classifier, eps=8 / 255)(x, labels)
     assert torch.allclose(ours, theirs, atol=1e-7)
 
@@ -25,8 +25,8 @@ def test_fgsm_equals_torchattacks_with_the_same_labels(classifier):
 def test_label_free_fgsm_attacks_the_models_own_prediction(classifier):
     x = torch.rand(4, 3, 16, 16)
     predicted = classifier(x).argmax(1)
-    assert torch.equal(fgsm(x, classifier, eps=4 / 255), fgsm(x, classifier, eps=4 / 255, labels=predicted))
-    x_adv = fgsm(x, classifier, eps=4 / 255)
+    assert torch.equal(fgsm(classifier, x, eps=4 / 255), fgsm(classifier, x, predicted, eps=4 / 255))
+    x_adv = fgsm(classifier, x, eps=4 / 255)
     loss = nn.functional.cross_entropy
     assert loss(classifier(x_adv), predicted) > loss(classifier(x), predicted)
     assert (x_adv - x).abs().max() <= 4 / 255 + 1e-7 and 0 <= x_adv.min() and x_adv.max() <= 1
@@ -34,5 +34,5 @@ def test_label_free_fgsm_attacks_the_models_own_prediction(classifier):
 
 def test_fgsm_refuses_eps_outside_the_unit_interval(classifier):
     with pytest.raises(InputError, match=r"eps must be in \[0, 1\]"):
-        fgsm(torch.rand(1, 3, 16, 16), classifier, eps=16)
+        fgsm(classifier, torch.rand(1, 3, 16, 16), eps=16)
 

@@ -54,5 +54,5 @@ def make_perturbation(
     if kind == "fgsm":
         if classifier is None:
             raise InputError("the fgsm perturbation needs a classifier (--fgsm-model)")
-        return lambda x, noise: fgsm(x, classifier, eps=eps)
+        return lambda x, noise: fgsm(classifier, x, eps=eps)
     raise InputError(f"unknown perturbation '{kind}'; known: {', '.join(PERTURBATIONS)}")
