@@ -8,7 +8,7 @@ import torch
 
 from nrp.attacks import DISTANCES, ssp
 from nrp.attacks.ssp import DEFAULT_STEP_SIZE, DEFAULT_STEPS, STARTS
-from nrp.cli import exit_codes
+from nrp.cli import exit_codes, transfer
 from nrp.cli.common import add_io_arguments, check_positive, plan, process
 from nrp.devices import resolve_device
 from nrp.errors import InputError
@@ -22,6 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``nrp attack`` and its attacks."""
     attack = subparsers.add_parser("attack", help="craft adversarial images", description="Craft adversarial images.")
     attacks = attack.add_subparsers(dest="attack", required=True, metavar="ATTACK")
+    transfer.add_parsers(attacks)
     parser = attacks.add_parser(
         "ssp",
         help="Self-supervised Perturbation: label-free feature-distortion attack",
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     ).to(device)
     generator = torch.Generator().manual_seed(args.seed)
 
-    def transform(batch: torch.Tensor, bar) -> torch.Tensor:
+    def transform(batch: torch.Tensor, indices: list[int], bar) -> torch.Tensor:
         def on_step(step: int, distance: torch.Tensor) -> None:
             bar.set_postfix(step=f"{step + 1}/{args.steps}", distance=f"{distance.mean().item():.4g}")
 

@@ -52,15 +52,16 @@ def plan(args: argparse.Namespace) -> tuple[list[ImageSource], list[Path]]:
 def process(
     sources: list[ImageSource],
     outputs: list[Path],
-    transform: Callable[[torch.Tensor, tqdm], torch.Tensor],
+    transform: Callable[[torch.Tensor, list[int], tqdm], torch.Tensor],
     batch_size: int,
     device: torch.device,
     description: str,
 ) -> int:
     """Decode, transform and write every source batch by batch; return the exit code.
 
-    ``transform`` maps a batch ``(B, 3, H, W)`` in [0, 1] on ``device`` to its result; it receives the
-    progress bar to report finer progress. Files that cannot be decoded are skipped with a warning.
+    ``transform`` maps a batch ``(B, 3, H, W)`` in [0, 1] on ``device`` to its result; it also receives the
+    batch's positions in ``sources`` (to look up labels) and the progress bar (to report finer progress).
+    Files that cannot be decoded are skipped with a warning.
     """
     skipped: list[ImageSource] = []
 
@@ -71,7 +72,7 @@ def process(
 
     with tqdm(total=len(sources), desc=description, unit="img", disable=None) as bar:
         for indices, batch in iter_batches(sources, batch_size, on_skip=on_skip):
-            result = transform(batch.to(device), bar)
+            result = transform(batch.to(device), indices, bar)
             for index, image in zip(indices, result):
                 write_image(image, outputs[index])
             bar.update(len(indices))

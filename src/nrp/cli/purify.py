@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator(device).manual_seed(args.seed)
     purifier = Purifier(network, dynamic=args.dynamic, tile_size=args.tile or None, tile_overlap=args.tile_overlap, generator=generator)
 
-    def transform(batch: torch.Tensor, bar) -> torch.Tensor:
+    def transform(batch: torch.Tensor, indices: list[int], bar) -> torch.Tensor:
         with torch.inference_mode():
             return purifier(batch)
 

@@ -1,0 +1,30 @@
+"""``--model`` flags: the classifiers an attack uses as its source (one, or an ensemble of several)."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import nn
+
+from nrp.errors import InputError
+from nrp.features import build_classifier
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model a,b`` (torchvision names or ``timm/<name>``) and matching ``--model-weights``."""
+    parser.add_argument("--model", required=True, help="source classifier(s), comma-separated: an ensemble attacks their averaged logits")
+    parser.add_argument("--model-weights", help="weights files in the order of --model, comma-separated (default: library caches)")
+    parser.add_argument("--no-download", action="store_true", help="fail at once if weights are not cached")
+
+
+def load_models(args: argparse.Namespace, device: torch.device) -> list[nn.Module]:
+    """Build every ``--model`` on ``device``, frozen, in eval mode, with normalisation inside."""
+    names = [name.strip() for name in args.model.split(",") if name.strip()]
+    weights = [path.strip() or None for path in args.model_weights.split(",")] if args.model_weights else [None] * len(names)
+    if len(weights) != len(names):
+        raise InputError(f"--model-weights names {len(weights)} file(s) for {len(names)} model(s); give one per model")
+    return [
+        build_classifier(name, weights=path, download=not args.no_download).to(device)
+        for name, path in zip(names, weights)
+    ]

@@ -1,0 +1,116 @@
+"""``nrp attack NAME``: the transfer attacks of the paper's Tables 1 and 5 against one or more source models.
+
+One subcommand per registered attack; its flags are read off the attack function's keyword arguments, so
+every attack exposes exactly the knobs it has. Pixel quantities are in 0-255 units on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+
+import torch
+
+from nrp.attacks import ATTACKS
+from nrp.cli import exit_codes
+from nrp.cli.common import add_io_arguments, plan, process
+from nrp.cli.models import add_model_arguments, load_models
+from nrp.devices import resolve_device
+from nrp.errors import InputError
+from nrp.io.labels import folder_labels, labels_for, read_labels_csv
+
+PIXEL_SCALE = 255.0
+PIXEL_ARGUMENTS = {"eps", "step_size", "alpha"}
+# Arguments the command line fills itself rather than through a flag of the same name.
+HANDLED = {"model", "x", "y", "target", "generator"}
+# Attacks with a command of their own (label-free or data-free).
+OWN_COMMANDS = {"ssp", "fff"}
+
+
+def add_parsers(attacks: argparse._SubParsersAction) -> None:
+    """One ``nrp attack NAME`` subcommand per attack in the registry."""
+    for name, function in sorted(ATTACKS.items()):
+        if name in OWN_COMMANDS:
+            continue
+        summary = (inspect.getdoc(function) or name).splitlines()[0]
+        parser = attacks.add_parser(name, help=summary, description=summary + " Pixel quantities are in 0-255 units.")
+        add_io_arguments(parser)
+        add_model_arguments(parser)
+        parser.add_argument("--labels", help="CSV of image,label[,target] (NeurIPS-2017 ImageId,TrueLabel,TargetClass also read)")
+        parser.add_argument("--label-offset", type=int, default=0, help="subtracted from CSV classes (1 for the NeurIPS-2017 set)")
+        parser.add_argument("--class-folders", action="store_true", help="labels from a folder-per-class layout (sorted folder names)")
+        if "target" in inspect.signature(function).parameters:
+            parser.add_argument("--targeted", action="store_true", help="targeted: the CSV's target column, else random targets (seeded)")
+        for parameter in _tunable(function):
+            _add_flag(parser, parameter)
+        parser.set_defaults(run=run, attack_function=function, attack_name=name)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Attack every input against the source model(s); returns the exit code."""
+    function = args.attack_function
+    options = {p.name: _value(p.name, getattr(args, p.name)) for p in _tunable(function) if getattr(args, p.name) is not None}
+    _check(options, args)
+    device = resolve_device(args.device)
+    sources, outputs = plan(args)
+    if not sources:
+        return exit_codes.OK
+    labels, targets = _labels(args, sources)
+    models = load_models(args, device)
+    model = models[0] if len(models) == 1 else models
+    generator = torch.Generator().manual_seed(args.seed)
+    takes_generator = "generator" in inspect.signature(function).parameters
+
+    def transform(batch: torch.Tensor, indices: list[int], bar) -> torch.Tensor:
+        y = None if labels is None else torch.tensor([labels[i] for i in indices], device=device)
+        extra = {}
+        if getattr(args, "targeted", False):
+            extra["target"] = torch.tensor([targets[i] for i in indices], device=device) if targets else "random"
+        if takes_generator:
+            extra["generator"] = generator
+        return function(model, batch, y, **options, **extra)
+
+    return process(sources, outputs, transform, args.batch_size, device, args.attack_name)
+
+
+def _labels(args: argparse.Namespace, sources) -> tuple[list[int] | None, list[int] | None]:
+    if args.labels and args.class_folders:
+        raise InputError("give either --labels or --class-folders, not both")
+    if args.class_folders:
+        return folder_labels(sources), None
+    if args.labels:
+        labels, targets = read_labels_csv(args.labels, offset=args.label_offset)
+        wanted_targets = getattr(args, "targeted", False) and targets
+        return labels_for(sources, labels), labels_for(sources, targets, "target") if wanted_targets else None
+    return None, None
+
+
+def _check(options: dict, args: argparse.Namespace) -> None:
+    """Refuse out-of-range values before anything is loaded; the attack itself checks the finer rules."""
+    if not 0 <= options.get("eps", 0) <= 1:
+        raise InputError(f"--eps must be in [0, 255] pixel units, got {args.eps:g}")
+    if options.get("steps", 1) < 1:
+        raise InputError(f"--steps must be >= 1, got {args.steps}")
+    for name, value in options.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name):g}")
+
+
+def _tunable(function) -> list[inspect.Parameter]:
+    return [p for p in inspect.signature(function).parameters.values() if p.name not in HANDLED]
+
+
+def _add_flag(parser: argparse.ArgumentParser, parameter: inspect.Parameter) -> None:
+    flag = "--" + parameter.name.replace("_", "-")
+    default = parameter.default
+    shown = default * PIXEL_SCALE if parameter.name in PIXEL_ARGUMENTS and isinstance(default, float) else default
+    units = " (0-255 units)" if parameter.name in PIXEL_ARGUMENTS else ""
+    if isinstance(default, bool):
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default: {default}")
+        return
+    kind = type(default) if isinstance(default, (int, float)) else float
+    parser.add_argument(flag, type=kind, default=None, help=f"default: {shown:g}{units}" if isinstance(shown, (int, float)) else f"default: {shown}{units}")
+
+
+def _value(name: str, value):
+    return value / PIXEL_SCALE if name in PIXEL_ARGUMENTS else value
