@@ -15,11 +15,11 @@ from nrp.attacks import ATTACKS
 from nrp.cli import exit_codes
 from nrp.cli.common import add_io_arguments, plan, process
 from nrp.cli.models import add_model_arguments, load_models
+from nrp.cli.signature_flags import add_signature_flags, read_signature_flags
 from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.io.labels import folder_labels, labels_for, read_labels_csv
 
-PIXEL_SCALE = 255.0
 PIXEL_ARGUMENTS = {"eps", "step_size", "alpha"}
 # Arguments the command line fills itself rather than through a flag of the same name.
 HANDLED = {"model", "x", "y", "target", "generator"}
@@ -41,15 +41,14 @@ def add_parsers(attacks: argparse._SubParsersAction) -> None:
         parser.add_argument("--class-folders", action="store_true", help="labels from a folder-per-class layout (sorted folder names)")
         if "target" in inspect.signature(function).parameters:
             parser.add_argument("--targeted", action="store_true", help="targeted: the CSV's target column, else random targets (seeded)")
-        for parameter in _tunable(function):
-            _add_flag(parser, parameter)
+        add_signature_flags(parser, function, HANDLED, PIXEL_ARGUMENTS)
         parser.set_defaults(run=run, attack_function=function, attack_name=name)
 
 
 def run(args: argparse.Namespace) -> int:
     """Attack every input against the source model(s); returns the exit code."""
     function = args.attack_function
-    options = {p.name: _value(p.name, getattr(args, p.name)) for p in _tunable(function) if getattr(args, p.name) is not None}
+    options = read_signature_flags(args, function, HANDLED, PIXEL_ARGUMENTS)
     _check(options, args)
     device = resolve_device(args.device)
     sources, outputs = plan(args)
@@ -94,23 +93,3 @@ def _check(options: dict, args: argparse.Namespace) -> None:
     for name, value in options.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name):g}")
-
-
-def _tunable(function) -> list[inspect.Parameter]:
-    return [p for p in inspect.signature(function).parameters.values() if p.name not in HANDLED]
-
-
-def _add_flag(parser: argparse.ArgumentParser, parameter: inspect.Parameter) -> None:
-    flag = "--" + parameter.name.replace("_", "-")
-    default = parameter.default
-    shown = default * PIXEL_SCALE if parameter.name in PIXEL_ARGUMENTS and isinstance(default, float) else default
-    units = " (0-255 units)" if parameter.name in PIXEL_ARGUMENTS else ""
-    if isinstance(default, bool):
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default: {default}")
-        return
-    kind = type(default) if isinstance(default, (int, float)) else float
-    parser.add_argument(flag, type=kind, default=None, help=f"default: {shown:g}{units}" if isinstance(shown, (int, float)) else f"default: {shown}{units}")
-
-
-def _value(name: str, value):
-    return value / PIXEL_SCALE if name in PIXEL_ARGUMENTS else value

@@ -1,0 +1,62 @@
+"""Command-line flags read off a function's keyword arguments, so each attack or defense shows its own knobs."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from collections.abc import Callable, Collection
+from typing import Any
+
+# The command line speaks the paper's 0-255 pixel units; the Python API speaks [0, 1].
+PIXEL_SCALE = 255.0
+
+
+def tunable_parameters(function: Callable, handled: Collection[str]) -> list[inspect.Parameter]:
+    """The keyword parameters of ``function`` that become flags (all but those the command fills itself)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p for p in inspect.signature(function).parameters.values() if p.kind in kinds and p.name not in handled]
+
+
+def add_signature_flags(
+    parser: argparse.ArgumentParser, function: Callable, handled: Collection[str], pixel: Collection[str]
+) -> None:
+    """Add ``--name`` for every tunable parameter; parameters without a default become required flags."""
+    for parameter in tunable_parameters(function, handled):
+        flag = "--" + parameter.name.replace("_", "-")
+        required = parameter.default is inspect.Parameter.empty
+        kind = _flag_type(parameter)
+        units = " (0-255 units)" if parameter.name in pixel else ""
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default: {parameter.default}")
+            continue
+        shown = parameter.default
+        if parameter.name in pixel and isinstance(shown, (int, float)):
+            shown = f"{shown * PIXEL_SCALE:g}"
+        help_text = "required" if required else f"default: {shown}"
+        parser.add_argument(flag, type=kind, default=None, required=required, help=help_text + units)
+
+
+def read_signature_flags(
+    args: argparse.Namespace, function: Callable, handled: Collection[str], pixel: Collection[str]
+) -> dict[str, Any]:
+    """The keyword arguments for ``function`` from the flags that were given, pixel units turned into [0, 1]."""
+    values = {}
+    for parameter in tunable_parameters(function, handled):
+        value = getattr(args, parameter.name)
+        if value is not None:
+            values[parameter.name] = value / PIXEL_SCALE if parameter.name in pixel else value
+    return values
+
+
+def _flag_type(parameter: inspect.Parameter) -> type:
+    default = parameter.default
+    if isinstance(default, (bool, int, float, str)):
+        return type(default)
+    annotation = str(parameter.annotation)
+    if "bool" in annotation:
+        return bool
+    if "str" in annotation or "PathLike" in annotation:
+        return str
+    if "int" in annotation and "float" not in annotation:
+        return int
+    return float
