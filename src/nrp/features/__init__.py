@@ -1,6 +1,12 @@
 """Frozen feature extractors F_psi: a pretrained backbone cut at one layer, normalisation inside."""
 
-from nrp.features.backbones import DEFAULT_BACKBONE, DEFAULT_LAYER, build_classifier, build_feature_extractor
+from nrp.features.backbones import (
+    DEFAULT_BACKBONE,
+    DEFAULT_LAYER,
+    build_backbone,
+    build_classifier,
+    build_feature_extractor,
+)
 from nrp.features.extractor import FeatureExtractor
 from nrp.features.layers import truncate, vgg_layer_aliases
 
@@ -8,6 +14,7 @@ __all__ = [
     "DEFAULT_BACKBONE",
     "DEFAULT_LAYER",
     "FeatureExtractor",
+    "build_backbone",
     "build_classifier",
     "build_feature_extractor",
     "truncate",

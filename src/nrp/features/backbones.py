@@ -77,9 +77,24 @@ def build_classifier(
         >>> build_classifier("resnet18", pretrained=False)(torch.rand(2, 3, 32, 32)).shape
         torch.Size([2, 1000])
     """
+    model, mean, std = build_backbone(backbone, weights, pretrained, download)
+    return FeatureExtractor(model, mean, std, name=backbone)
+
+
+def build_backbone(
+    backbone: str,
+    weights: str | os.PathLike | None = None,
+    pretrained: bool = True,
+    download: bool = True,
+) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
+    """The full backbone module with its weights loaded, and the mean/std it expects (not applied).
+
+    For callers that cut the network themselves (e.g. FFF's several activation layers). Arguments and errors
+    as :func:`build_feature_extractor`.
+    """
     model, mean, std, use_timm = _create(backbone, pretrained and weights is None)
     _load_weights(model, model, backbone, weights, pretrained and not use_timm, download, backbone)
-    return FeatureExtractor(model, mean, std, name=backbone)
+    return model, mean, std
 
 
 def _create(backbone: str, timm_pretrained: bool) -> tuple[nn.Module, tuple, tuple, bool]:

@@ -61,7 +61,7 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
 
     Example:
         >>> x = read_image("cat.png")  # doctest: +SKIP
-        >>> x.shape, x.dtype
+        >>> x.shape, x.dtype  # doctest: +SKIP
         (torch.Size([3, 224, 224]), torch.float32)
     """
     try:
