@@ -87,3 +87,21 @@ def test_every_registered_transfer_attack_has_a_command(capsys):
     listed = capsys.readouterr().out
     for name in ("fgsm", "r_fgsm", "i_fgsm", "pgd", "mi_fgsm", "dim", "ti_fgsm", "mi_ti_fgsm", "dim_ti_fgsm", "mi_dim_ti_fgsm", "ssp"):
         assert f"    {name}" in listed
+
+
+def test_fff_crafts_one_perturbation_saves_it_and_applies_it_to_every_image(classes, vgg16_weights, tmp_path):
+    weights = str(vgg16_weights(4))
+    common = ["--backbone-weights", weights, "--layers", "conv1_1,conv1_2", "--iterations", "3", "--size", "32", "--eps", "10"]
+    assert main(["attack", "fff", str(classes), "--out", str(tmp_path / "first"), *common]) == exit_codes.OK
+    saved = tmp_path / "first" / "fff_perturbation.safetensors"
+    assert saved.is_file()
+    deltas = [read_image(tmp_path / "first" / name) - read_image(classes / name) for name in ("ant/ant0.png", "bee/bee1.png")]
+    assert all(delta.abs().max() <= 10 / 255 + 0.5 / 255 + 1e-6 for delta in deltas)
+    # Reusing the saved perturbation reproduces the outputs exactly, with no backbone at all.
+    assert main(["attack", "fff", str(classes), "--out", str(tmp_path / "again"), "--perturbation", str(saved), "--eps", "10"]) == exit_codes.OK
+    assert torch.equal(read_image(tmp_path / "again" / "ant" / "ant0.png"), read_image(tmp_path / "first" / "ant" / "ant0.png"))
+
+
+def test_fff_needs_layers_for_a_backbone_without_vgg_features(classes, tmp_path, capsys):
+    code = main(["attack", "fff", str(classes), "--out", str(tmp_path / "out"), "--backbone", "resnet18", "--iterations", "1"])
+    assert code == exit_codes.ERROR and "--layers" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import torch
 
 from nrp.attacks import DISTANCES, ssp
 from nrp.attacks.ssp import DEFAULT_STEP_SIZE, DEFAULT_STEPS, STARTS
-from nrp.cli import exit_codes, transfer
+from nrp.cli import exit_codes, fff, transfer
 from nrp.cli.common import add_io_arguments, check_positive, plan, process
 from nrp.devices import resolve_device
 from nrp.errors import InputError
@@ -23,6 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     attack = subparsers.add_parser("attack", help="craft adversarial images", description="Craft adversarial images.")
     attacks = attack.add_subparsers(dest="attack", required=True, metavar="ATTACK")
     transfer.add_parsers(attacks)
+    fff.add_parser(attacks)
     parser = attacks.add_parser(
         "ssp",
         help="Self-supervised Perturbation: label-free feature-distortion attack",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 import torchvision
 from torch import nn
@@ -11,7 +12,7 @@ from torch import nn
 from nrp.checkpoints import load_weights, read_checkpoint
 from nrp.errors import InputError
 from nrp.features.extractor import FeatureExtractor
-from nrp.features.layers import truncate
+from nrp.features.layers import SingleOutput, truncate
 from nrp.features.pretrained import timm_pretrained_model, torchvision_pretrained_state
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def build_feature_extractor(
     backbone: str = DEFAULT_BACKBONE,
-    layer: str = DEFAULT_LAYER,
+    layer: str | Sequence[str] = DEFAULT_LAYER,
     weights: str | os.PathLike | None = None,
     pretrained: bool = True,
     download: bool = True,
@@ -38,7 +39,8 @@ def build_feature_extractor(
     Args:
         backbone: a torchvision classification model name (``vgg16``, ``resnet50``, ...) or, with the
             ``timm`` extra installed, ``timm/<name>`` (a name torchvision lacks also falls back to timm).
-        layer: graph node name (``features.15``, ``layer2``) or VGG alias (``conv3_3``, ``pool4``).
+        layer: graph node name (``features.15``, ``layer2``) or VGG alias (``conv3_3``, ``pool4``); a list of
+            them makes the extractor return ``{node: activation}`` for all (e.g. FFF's activation layers).
         weights: explicit weights file (``.pth``/``.safetensors`` state dict of the full backbone, or of the
             layers up to ``layer``). Overrides the library cache.
         pretrained: load ImageNet weights (from ``weights``, else the torchvision/timm cache). ``False``
@@ -56,11 +58,13 @@ def build_feature_extractor(
         >>> extractor(torch.rand(1, 3, 32, 32)).shape
         torch.Size([1, 128, 16, 16])
     """
+    layers = [layer] if isinstance(layer, str) else list(layer)
     model, mean, std, use_timm = _create(backbone, pretrained and weights is None)
-    body, node = truncate(model, layer, backbone, graph_tools=_timm_models() if use_timm else None)
-    _load_weights(body.graph, model, backbone, weights, pretrained and not use_timm, download, f"{backbone} up to {node}")
-    logger.info("feature extractor %s:%s (%s weights)", backbone, node, "pretrained" if pretrained else "random")
-    return FeatureExtractor(body, mean, std, name=f"{backbone}:{node}")
+    graph, nodes = truncate(model, layers, backbone, graph_tools=_timm_models() if use_timm else None)
+    _load_weights(graph, model, backbone, weights, pretrained and not use_timm, download, f"{backbone} up to {', '.join(nodes)}")
+    logger.info("feature extractor %s:%s (%s weights)", backbone, ",".join(nodes), "pretrained" if pretrained else "random")
+    body = SingleOutput(graph, nodes[0]) if isinstance(layer, str) else graph
+    return FeatureExtractor(body, mean, std, name=f"{backbone}:{','.join(nodes)}")
 
 
 def build_classifier(

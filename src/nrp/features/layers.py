@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torchvision.models import feature_extraction
@@ -46,24 +48,27 @@ def vgg_layer_aliases(model: nn.Module) -> dict[str, str]:
     return aliases
 
 
-def truncate(model: nn.Module, layer: str, model_name: str, graph_tools=None) -> tuple[nn.Module, str]:
-    """Return ``(body, node)``: a module computing ``model`` only up to ``layer``, and the resolved node name.
+def truncate(model: nn.Module, layers: Sequence[str], model_name: str, graph_tools=None) -> tuple[nn.Module, list[str]]:
+    """Return ``(graph, nodes)``: a module computing ``model`` only as far as ``layers`` need, and their node names.
 
-    ``layer`` is a graph node name as listed by ``torchvision.models.feature_extraction.get_graph_node_names``
-    (e.g. ``features.15``, ``layer2``, ``layer3.1.relu_2``), a module name (``layer1``: its output) or a VGG alias (``conv3_3``). Unknown names raise
-    :class:`InputError` listing valid ones. ``graph_tools`` is the module providing ``get_graph_node_names``
-    and ``create_feature_extractor``: torchvision's (default), or ``timm.models`` for timm backbones (it knows their
-    untraceable leaf modules).
+    ``graph`` maps its input to ``{node: activation}``. Each layer is a graph node name as listed by
+    ``torchvision.models.feature_extraction.get_graph_node_names`` (e.g. ``features.15``,
+    ``layer3.1.relu_2``), a module name (``layer1``: its output) or a VGG alias (``conv3_3``). Unknown names
+    raise :class:`InputError` listing valid ones. ``graph_tools`` is the module providing
+    ``get_graph_node_names`` and ``create_feature_extractor``: torchvision's (default), or ``timm.models`` for
+    timm backbones (it knows their untraceable leaf modules).
     """
     graph_tools = graph_tools or feature_extraction
-    node = vgg_layer_aliases(model).get(layer, layer)
-    _, nodes = graph_tools.get_graph_node_names(model.eval())
-    # A module name (``layer1``) stands for the last node inside it, as in torchvision's feature extraction.
-    if node not in nodes and not any(name.startswith(node + ".") for name in nodes):
-        shown = ", ".join(nodes[1:LAYERS_SHOWN + 1])
-        raise InputError(
-            f"unknown layer '{layer}' of {model_name}; it has {len(nodes)} layers, e.g. {shown} ... "
-            "(list them with torchvision.models.feature_extraction.get_graph_node_names)"
-        )
-    graph = graph_tools.create_feature_extractor(model, return_nodes={node: "out"})
-    return SingleOutput(graph, "out"), node
+    aliases = vgg_layer_aliases(model)
+    _, known = graph_tools.get_graph_node_names(model.eval())
+    nodes = [aliases.get(layer, layer) for layer in layers]
+    for layer, node in zip(layers, nodes):
+        # A module name (``layer1``) stands for the last node inside it, as in torchvision's feature extraction.
+        if node not in known and not any(name.startswith(node + ".") for name in known):
+            shown = ", ".join(known[1:LAYERS_SHOWN + 1])
+            raise InputError(
+                f"unknown layer '{layer}' of {model_name}; it has {len(known)} layers, e.g. {shown} ... "
+                "(list them with torchvision.models.feature_extraction.get_graph_node_names)"
+            )
+    graph = graph_tools.create_feature_extractor(model, return_nodes={node: node for node in nodes})
+    return graph, nodes
