@@ -1,0 +1,86 @@
+"""The defense registry: a plain dictionary from names to factories of [0, 1] -> [0, 1] modules."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from nrp.defenses.bit_depth import BitDepthReduction
+from nrp.defenses.gaussian import GaussianBlur
+from nrp.defenses.jpeg import JpegCompression
+from nrp.defenses.jpeg_differentiable import JpegDifferentiable
+from nrp.defenses.median import MedianBlur
+from nrp.defenses.purifier import nrp_defense, nrp_dynamic_defense
+from nrp.defenses.random_resize_pad import RandomResizePad
+from nrp.defenses.tvm import DEFAULT_KEEP_PROB, DEFAULT_LAMB, DEFAULT_NORM, DEFAULT_STEPS, TVM, lamb_from_weight
+from nrp.errors import InputError
+
+DEFENSES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_defense(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Add ``factory`` (keyword parameters -> module) under ``name``; a taken name raises, listing the known ones."""
+    if name in DEFENSES:
+        raise ValueError(f"defense '{name}' is already registered; known: {', '.join(sorted(DEFENSES))}")
+    DEFENSES[name] = factory
+
+
+def create_defense(name: str, **params: Any) -> nn.Module:
+    """Build the defense registered as ``name`` with keyword ``params``.
+
+    Raises:
+        InputError: an unknown name (the message lists the known ones), a parameter the defense does not
+            take (the message lists those it takes), or a value out of range (the message names it).
+
+    Example:
+        >>> defense = create_defense("median", window=3)
+        >>> defense(torch.rand(2, 3, 16, 16)).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    if name not in DEFENSES:
+        raise InputError(f"unknown defense '{name}'; known: {', '.join(sorted(DEFENSES))}")
+    factory = DEFENSES[name]
+    accepted = [p.name for p in inspect.signature(factory).parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise InputError(f"defense '{name}' takes no parameter {', '.join(repr(p) for p in unknown)}; "
+                         f"accepted: {', '.join(accepted) or 'none'}")
+    return factory(**params)
+
+
+def no_defense() -> nn.Identity:
+    """The undefended baseline ("none"): images pass unchanged."""
+    return nn.Identity()
+
+
+def tvm_defense(
+    weight: float | None = None,
+    lamb: float | None = None,
+    keep_prob: float = DEFAULT_KEEP_PROB,
+    norm: int = DEFAULT_NORM,
+    steps: int = DEFAULT_STEPS,
+    generator: torch.Generator | None = None,
+) -> TVM:
+    """:class:`~nrp.defenses.TVM` from either the paper's ``weight`` (10 or 30) or ``lamb`` (default 0.03)."""
+    if weight is not None and lamb is not None:
+        raise InputError(f"give the TVM either weight (got {weight!r}) or lamb (got {lamb!r}), not both")
+    if weight is not None:
+        lamb = lamb_from_weight(weight)
+    return TVM(DEFAULT_LAMB if lamb is None else lamb, keep_prob, norm, steps, generator)
+
+
+register_defense("none", no_defense)
+register_defense("jpeg", JpegCompression)
+register_defense("jpeg_differentiable", JpegDifferentiable)
+register_defense("tvm", tvm_defense)
+register_defense("median", MedianBlur)
+register_defense("random_resize_pad", RandomResizePad)
+register_defense("bit_depth", BitDepthReduction)
+register_defense("gaussian", GaussianBlur)
+register_defense("nrp", nrp_defense)
+register_defense("nrp_dynamic", nrp_dynamic_defense)

@@ -1,0 +1,36 @@
+import inspect
+
+import pytest
+
+import nrp.attacks as attacks
+from nrp.attacks import ATTACKS, get_attack, register
+from nrp.errors import InputError
+
+PAPER_NAMES = ["fgsm", "r_fgsm", "i_fgsm", "pgd", "mi_fgsm", "dim", "ti_fgsm", "mi_ti_fgsm", "dim_ti_fgsm",
+               "mi_dim_ti_fgsm", "fff", "ssp"]
+
+
+def test_every_paper_attack_is_registered_under_its_lower_case_name_and_exported():
+    assert sorted(ATTACKS) == sorted(PAPER_NAMES)
+    for name in PAPER_NAMES:
+        assert get_attack(name) is getattr(attacks, name)
+
+
+@pytest.mark.parametrize("name", sorted(set(PAPER_NAMES) - {"fff", "ssp"}))
+def test_classifier_attacks_share_one_calling_convention(name):
+    parameters = list(inspect.signature(ATTACKS[name]).parameters.values())
+    assert [p.name for p in parameters[:4]] == ["model", "x", "y", "eps"]
+    assert parameters[2].default is None and parameters[3].default == 16 / 255
+    assert all(p.kind is p.KEYWORD_ONLY for p in parameters[4:])
+    assert {"target", "generator"} <= {p.name for p in parameters[4:]}
+
+
+def test_unknown_names_raise_with_the_known_ones():
+    with pytest.raises(InputError, match=r"unknown attack 'mifgsm'; known: dim, dim_ti_fgsm, fff, fgsm, i_fgsm"):
+        get_attack("mifgsm")
+
+
+def test_a_name_cannot_be_registered_twice():
+    with pytest.raises(InputError, match="attack 'fgsm' is already registered"):
+        register("fgsm")(lambda model, x: x)
+    assert ATTACKS["fgsm"] is attacks.fgsm
