@@ -15,11 +15,14 @@ from nrp.attacks.named import dim, dim_ti_fgsm, i_fgsm, mi_dim_ti_fgsm, mi_fgsm,
 from nrp.attacks.registry import ATTACKS, get_attack, register
 from nrp.attacks.ssp import ssp
 from nrp.attacks.targets import random_targets
+from nrp.attacks.through_defense import GRADIENT_MODES, DefendedModel
 from nrp.attacks.transforms import gaussian_kernel1d, input_diversity, smooth_gradient
 
 register("ssp")(ssp)
 
 __all__ = [
+    "DefendedModel",
+    "GRADIENT_MODES",
     "ATTACKS",
     "DISTANCES",
     "Ensemble",

@@ -32,7 +32,7 @@ def add_signature_flags(
         shown = parameter.default
         if parameter.name in pixel and isinstance(shown, (int, float)):
             shown = f"{shown * PIXEL_SCALE:g}"
-        help_text = "required" if required else f"default: {shown}"
+        help_text = "required" if required else "optional" if shown is None else f"default: {shown}"
         parser.add_argument(flag, type=kind, default=None, required=required, help=help_text + units)
 
 
