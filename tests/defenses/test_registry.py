@@ -24,6 +24,11 @@ def test_unknown_parameter_lists_the_accepted_ones():
         create_defense("none", window=3)
 
 
+def test_missing_weights_file_parameter():
+    with pytest.raises(InputError, match="defense 'nrp' needs 'weights'"):
+        create_defense("nrp")
+
+
 def test_duplicate_name():
     with pytest.raises(ValueError, match="already registered"):
         register_defense("median", nn.Identity)

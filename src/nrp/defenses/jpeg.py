@@ -21,12 +21,11 @@ DEFAULT_SUBSAMPLING = "4:2:0"  # Pillow's (libjpeg's) default for RGB at every q
 def jpeg_compress(x: torch.Tensor, quality: int = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING) -> torch.Tensor:
     """Encode every image as a baseline JPEG with Pillow (libjpeg) and decode it again.
 
-    Each image is quantised to 8 bits as :func:`nrp.io.write.to_uint8` does (clamp, ``round(x * 255)``
-    in float32, half to even),
-    encoded at ``quality`` with libjpeg's standard tables, decoded, and divided by 255: the result is
-    bit-exact with saving the 8-bit image with Pillow at the same settings and reading it back. Images
-    go through the codec on the CPU, on ``torch.get_num_threads()`` threads, and come back on ``x``'s
-    device and dtype.
+    Each image is quantised to 8 bits as :func:`nrp.io.write.to_uint8` does (clamp, ``round(x * 255)`` in
+    float32, half to even), encoded at ``quality`` with libjpeg's standard tables, decoded, and divided by
+    255: the result is bit-exact with saving the 8-bit image with Pillow at the same settings and reading
+    it back. Images go through the codec on the CPU, on ``torch.get_num_threads()`` threads, and come
+    back on ``x``'s device and dtype.
 
     The codec has no gradient: the result is detached. Attack it with BPDA (identity backward) or
     through :func:`~nrp.defenses.jpeg_differentiable`.

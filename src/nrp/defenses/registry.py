@@ -34,7 +34,8 @@ def create_defense(name: str, **params: Any) -> nn.Module:
 
     Raises:
         InputError: an unknown name (the message lists the known ones), a parameter the defense does not
-            take (the message lists those it takes), or a value out of range (the message names it).
+            take (the message lists those it takes), a missing required one (``weights`` of the NRP
+            defenses), or a value out of range (the message names it).
 
     Example:
         >>> defense = create_defense("median", window=3)
@@ -44,12 +45,16 @@ def create_defense(name: str, **params: Any) -> nn.Module:
     if name not in DEFENSES:
         raise InputError(f"unknown defense '{name}'; known: {', '.join(sorted(DEFENSES))}")
     factory = DEFENSES[name]
-    accepted = [p.name for p in inspect.signature(factory).parameters.values()
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    parameters = [p for p in inspect.signature(factory).parameters.values()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    accepted = [p.name for p in parameters]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise InputError(f"defense '{name}' takes no parameter {', '.join(repr(p) for p in unknown)}; "
                          f"accepted: {', '.join(accepted) or 'none'}")
+    missing = [p.name for p in parameters if p.default is p.empty and p.name not in params]
+    if missing:
+        raise InputError(f"defense '{name}' needs {', '.join(repr(p) for p in missing)}")
     return factory(**params)
 
 
