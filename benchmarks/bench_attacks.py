@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import torchvision
 
-from machine import load_average, machine_info, write_json
+from machine import add_run_arguments, load_average, start_run, write_json
 from nrp.attacks import dim, dim_ti_fgsm, fgsm, mi_fgsm, pgd
 
 TARGET_RATIO = 1.0  # nrp time / torchattacks time, from the issue
@@ -83,16 +83,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=10, help="iterations of the iterative attacks (FGSM takes 1)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after one 1-step warm-up round")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads; default: leave torch's default (one per core)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    add_run_arguments(parser, DEFAULT_OUT)
     args = parser.parse_args()
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    info = machine_info()
+    info = start_run(args)
     info["torchattacks_version"] = __import__("torchattacks").__version__
     print(f"{info['cpu_model']}, {info['cpu_cores']} cores, torch {info['torch_version']}, "
           f"{info['torch_threads']} threads, load {info['load_average_at_start']}", flush=True)

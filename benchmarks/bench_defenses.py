@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from machine import load_average, machine_info, write_json
+from machine import add_run_arguments, load_average, start_run, write_json
 from nrp.defenses import jpeg_compress, median_blur, tv_minimize, tv_objective, tvm
 
 TARGET_RATIO = 1.2  # nrp time / ART time, JPEG and median
@@ -136,17 +136,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after one warm-up round")
     parser.add_argument("--repeats", type=int, default=10,
                         help="calls of JPEG and median per round (their median is the round's time); TVM: 1")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads for nrp; default: torch's default (one per core)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    add_run_arguments(parser, DEFAULT_OUT)
     args = parser.parse_args()
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     import art
 
-    info = machine_info()
+    info = start_run(args)
     info["art_version"] = art.__version__
     print(f"{info['cpu_model']}, {info['cpu_cores']} cores, torch {info['torch_version']}, "
           f"{info['torch_threads']} threads, ART {info['art_version']}, load {info['load_average_at_start']}")

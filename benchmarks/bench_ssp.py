@@ -27,7 +27,7 @@ import torch
 import torchvision
 from torch import nn
 
-from machine import load_average, machine_info, write_json
+from machine import add_run_arguments, load_average, start_run, write_json
 from nrp.attacks import ssp
 from nrp.features import FeatureExtractor, build_feature_extractor
 
@@ -132,17 +132,11 @@ def main() -> None:
     parser.add_argument("--eps", type=float, default=16.0, help="L-inf budget, 0-255 units")
     parser.add_argument("--step-size", type=float, default=0.01, help="[0, 1] units, the authors' 0.01")
     parser.add_argument("--skip-torchattack", action="store_true")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads; default: leave torch's default (one per core)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    add_run_arguments(parser, DEFAULT_OUT)
     args = parser.parse_args()
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
     eps = args.eps / 255
-    info = machine_info()
+    info = start_run(args)
     print(f"{info['cpu_model']}, {info['cpu_cores']} cores, torch {info['torch_version']}, "
           f"{info['torch_threads']} threads, load {info['load_average_at_start']}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -50,3 +51,19 @@ def write_json(path: str | os.PathLike, results: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, default_out: Path) -> None:
+    """``--threads``, ``--seed`` and ``--out``, which every benchmark takes."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads; default: leave torch's default (one per core)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=default_out)
+
+
+def start_run(args: argparse.Namespace) -> dict[str, Any]:
+    """Apply ``--threads`` and ``--seed``, then describe the machine (so the thread count is the one used)."""
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    return machine_info()
