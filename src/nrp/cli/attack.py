@@ -13,9 +13,7 @@ from nrp.cli.common import add_io_arguments, check_positive, plan, process
 from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.features import DEFAULT_BACKBONE, DEFAULT_LAYER, build_feature_extractor
-
-# The command line speaks the paper's 0-255 pixel units; the Python API speaks [0, 1].
-PIXEL_SCALE = 255.0
+from nrp.units import PIXEL_SCALE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -17,9 +17,9 @@ from nrp.cli.common import add_io_arguments, check_positive, plan, process
 from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.features import build_feature_extractor, vgg_layer_aliases
+from nrp.units import PIXEL_SCALE
 
 logger = logging.getLogger("nrp")
-PIXEL_SCALE = 255.0
 PERTURBATION_FILE = "fff_perturbation.safetensors"
 
 

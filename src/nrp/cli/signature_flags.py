@@ -7,8 +7,7 @@ import inspect
 from collections.abc import Callable, Collection
 from typing import Any
 
-# The command line speaks the paper's 0-255 pixel units; the Python API speaks [0, 1].
-PIXEL_SCALE = 255.0
+from nrp.units import PIXEL_SCALE
 
 
 def tunable_parameters(function: Callable, handled: Collection[str]) -> list[inspect.Parameter]:

@@ -13,9 +13,7 @@ import yaml
 
 from nrp.errors import InputError
 from nrp.training.perturbations import PERTURBATIONS
-
-# The command line and config files speak the paper's 0-255 pixel units for eps, steps and noise.
-PIXEL_SCALE = 255.0
+from nrp.units import PIXEL_SCALE
 
 
 @dataclass

@@ -27,7 +27,7 @@ from nrp.training.checkpointing import (
     restore_rng,
     save_training_checkpoint,
 )
-from nrp.training.config import PIXEL_SCALE, TrainConfig
+from nrp.training.config import TrainConfig
 from nrp.training.critic import Critic
 from nrp.training.data import CropSpec, TrainingImages, derive_seed, load_validation_images, training_loader
 from nrp.training.distributed import DistributedContext
@@ -35,6 +35,7 @@ from nrp.training.losses import LossWeights, critic_gan_loss, purifier_objective
 from nrp.training.metrics import MetricsLog
 from nrp.training.perturbations import PerturbationSettings, make_perturbation
 from nrp.training.validation import validate
+from nrp.units import PIXEL_SCALE
 
 logger = logging.getLogger(__name__)
 
