@@ -15,12 +15,11 @@ from nrp.atomic import atomic_path
 from nrp.attacks.checks import check_eps, check_steps
 from nrp.attacks.registry import register
 from nrp.errors import InputError
-from nrp.features import FeatureExtractor, vgg_layer_aliases
+from nrp.features import FeatureExtractor, activation_layers, vgg_layer_aliases
+from nrp.features.backbones import IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_EPS = 10 / 255  # FFF's xi = 10 (0-255 units)
 DEFAULT_ITERATIONS = 10_000  # the paper's Appendix F
 DEFAULT_LR = 1 / 255  # Adam's step, [0, 1] units: about a quarter of the ball's radius per 1k iterations at most
@@ -143,17 +142,14 @@ def vgg_activations(
         a :class:`~nrp.features.FeatureExtractor` mapping ``(B, 3, H, W)`` in [0, 1] to ``{layer: activation}``.
     """
     aliases = vgg_layer_aliases(model)
-    if layers is None:
-        layers = [node for name, node in aliases.items() if name.startswith("conv")]
-        if not layers:
-            raise InputError("the model has no VGG `features`; name the layers to maximise (graph node names)")
+    layers = activation_layers(model) if layers is None else layers
     nodes = [aliases.get(layer, layer) for layer in layers]
     _, known = feature_extraction.get_graph_node_names(model.eval())
     unknown = [layer for layer, node in zip(layers, nodes) if node not in known]
     if unknown:
         raise InputError(f"unknown layers {unknown}; e.g. {', '.join(known[1:9])} ...")
     graph = feature_extraction.create_feature_extractor(model, return_nodes=nodes)
-    return FeatureExtractor(graph, mean, std, name="fff:" + ",".join(layers))
+    return FeatureExtractor(graph, mean, std, name="fff:" + ",".join(nodes))
 
 
 def save_perturbation(path: str | os.PathLike, delta: torch.Tensor, **metadata: str | float | int) -> None:

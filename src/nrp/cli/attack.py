@@ -13,7 +13,7 @@ from nrp.cli.common import add_io_arguments, check_positive, plan, process
 from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.features import DEFAULT_BACKBONE, DEFAULT_LAYER, build_feature_extractor
-from nrp.units import PIXEL_SCALE
+from nrp.units import PIXEL_SCALE, check_pixel_budget
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,8 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Attack every input image; returns the exit code."""
-    if not 0 <= args.eps <= PIXEL_SCALE:
-        raise InputError(f"--eps must be in [0, 255] pixel units, got {args.eps:g}")
+    check_pixel_budget("--eps", args.eps)
     check_positive("--steps", args.steps)
     if args.step_size <= 0:
         raise InputError(f"--step-size must be > 0 (0-255 units), got {args.step_size:g}")

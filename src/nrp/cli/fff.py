@@ -16,8 +16,8 @@ from nrp.cli import exit_codes
 from nrp.cli.common import add_io_arguments, check_positive, plan, process
 from nrp.devices import resolve_device
 from nrp.errors import InputError
-from nrp.features import build_feature_extractor, vgg_layer_aliases
-from nrp.units import PIXEL_SCALE
+from nrp.features import activation_layers, build_feature_extractor
+from nrp.units import PIXEL_SCALE, check_pixel_budget
 
 logger = logging.getLogger("nrp")
 PERTURBATION_FILE = "fff_perturbation.safetensors"
@@ -46,8 +46,7 @@ def add_parser(attacks: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Craft or load the perturbation, then perturb every input; returns the exit code."""
-    if not 0 <= args.eps <= PIXEL_SCALE:
-        raise InputError(f"--eps must be in [0, 255] pixel units, got {args.eps:g}")
+    check_pixel_budget("--eps", args.eps)
     check_positive("--iterations", args.iterations)
     check_positive("--size", args.size, minimum=32)
     device = resolve_device(args.device)
@@ -92,8 +91,4 @@ def _activation_layers(backbone: str) -> list[str]:
     """FFF's default: the ReLU after every convolution of a VGG ("the activation layers of VGG-16")."""
     if backbone not in torchvision.models.list_models(module=torchvision.models):
         raise InputError(f"name the layers of {backbone} to maximise with --layers")
-    aliases = vgg_layer_aliases(torchvision.models.get_model(backbone, weights=None))
-    layers = [name for name in aliases if name.startswith("conv")]
-    if not layers:
-        raise InputError(f"{backbone} is not a VGG: name the layers to maximise with --layers")
-    return layers
+    return activation_layers(torchvision.models.get_model(backbone, weights=None))

@@ -19,6 +19,7 @@ from nrp.cli.signature_flags import add_signature_flags, read_signature_flags
 from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.io.labels import folder_labels, labels_for, read_labels_csv
+from nrp.units import check_pixel_budget
 
 PIXEL_ARGUMENTS = {"eps", "step_size", "alpha"}
 # Arguments the command line fills itself rather than through a flag of the same name.
@@ -86,8 +87,8 @@ def _labels(args: argparse.Namespace, sources) -> tuple[list[int] | None, list[i
 
 def _check(options: dict, args: argparse.Namespace) -> None:
     """Refuse out-of-range values before anything is loaded; the attack itself checks the finer rules."""
-    if not 0 <= options.get("eps", 0) <= 1:
-        raise InputError(f"--eps must be in [0, 255] pixel units, got {args.eps:g}")
+    if args.eps is not None:
+        check_pixel_budget("--eps", args.eps)
     if options.get("steps", 1) < 1:
         raise InputError(f"--steps must be >= 1, got {args.steps}")
     for name, value in options.items():

@@ -8,12 +8,13 @@ from nrp.features.backbones import (
     build_feature_extractor,
 )
 from nrp.features.extractor import FeatureExtractor
-from nrp.features.layers import truncate, vgg_layer_aliases
+from nrp.features.layers import activation_layers, truncate, vgg_layer_aliases
 
 __all__ = [
     "DEFAULT_BACKBONE",
     "DEFAULT_LAYER",
     "FeatureExtractor",
+    "activation_layers",
     "build_backbone",
     "build_classifier",
     "build_feature_extractor",

@@ -48,6 +48,18 @@ def vgg_layer_aliases(model: nn.Module) -> dict[str, str]:
     return aliases
 
 
+def activation_layers(model: nn.Module) -> list[str]:
+    """The ReLU after every convolution of a VGG, as aliases (``conv1_1`` ...): FFF's "activation layers".
+
+    Raises:
+        InputError: the model has no VGG ``features`` to take them from.
+    """
+    layers = [name for name in vgg_layer_aliases(model) if name.startswith("conv")]
+    if not layers:
+        raise InputError("the model has no VGG `features`; name the layers to maximise (graph node names; --layers on the command line)")
+    return layers
+
+
 def truncate(model: nn.Module, layers: Sequence[str], model_name: str, graph_tools=None) -> tuple[nn.Module, list[str]]:
     """Return ``(graph, nodes)``: a module computing ``model`` only as far as ``layers`` need, and their node names.
 

@@ -13,7 +13,7 @@ import yaml
 
 from nrp.errors import InputError
 from nrp.training.perturbations import PERTURBATIONS
-from nrp.units import PIXEL_SCALE
+from nrp.units import check_pixel_budget
 
 
 @dataclass
@@ -75,8 +75,7 @@ class TrainConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.crop > self.resize:
             raise InputError(f"crop {self.crop} is larger than resize {self.resize}: crops are cut from the resized image")
-        if not 0 <= self.eps <= PIXEL_SCALE:
-            raise InputError(f"eps must be in [0, 255] pixel units, got {self.eps:g}")
+        check_pixel_budget("eps", self.eps)
         if self.perturbation not in PERTURBATIONS:
             raise InputError(f"unknown perturbation '{self.perturbation}'; known: {', '.join(PERTURBATIONS)}")
         if self.perturbation == "fgsm" and not self.fgsm_model:
