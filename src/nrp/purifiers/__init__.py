@@ -1,6 +1,7 @@
-"""Purifier networks (NRP, NRP_resG), the purifier defense, and loading/saving their weights."""
+"""Purifier networks (NRP, NRP_resG, NRP-Lite), the purifier defense, and loading/saving their weights."""
 
 from nrp.purifiers.dynamic import dynamic_noise
+from nrp.purifiers.lite_arch import NRPLite
 from nrp.purifiers.loading import load_network, save_network
 from nrp.purifiers.nrp_arch import NRP
 from nrp.purifiers.purifier import Purifier
@@ -10,6 +11,7 @@ from nrp.purifiers.tiling import purify_tiled
 
 __all__ = [
     "NRP",
+    "NRPLite",
     "NRPResG",
     "PURIFIERS",
     "Purifier",

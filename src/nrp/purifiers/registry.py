@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nrp.errors import InputError
+from nrp.purifiers.lite_arch import NRPLite
 from nrp.purifiers.nrp_arch import NRP
 from nrp.purifiers.resg_arch import NRPResG
 
@@ -81,5 +82,10 @@ def _resg_arguments(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
     return {"width": state_dict["conv_first.weight"].shape[0], "blocks": _count_blocks(state_dict, "recon_trunk")}
 
 
+def _lite_arguments(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return {"width": state_dict["head.weight"].shape[0], "blocks": _count_blocks(state_dict, "body")}
+
+
 register_purifier("nrp", NRP, _nrp_arguments)
 register_purifier("nrp_resg", NRPResG, _resg_arguments)
+register_purifier("nrp_lite", NRPLite, _lite_arguments)
