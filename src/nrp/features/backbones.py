@@ -11,13 +11,13 @@ from torch import nn
 
 from nrp.checkpoints import load_weights, read_checkpoint
 from nrp.errors import InputError
+from nrp.features.efficientnet_lite import MEAN as LITE_MEAN
+from nrp.features.efficientnet_lite import STD as LITE_STD
 from nrp.features.efficientnet_lite import (
     create_efficientnet_lite,
     efficientnet_lite_weights,
     is_efficientnet_lite,
 )
-from nrp.features.efficientnet_lite import MEAN as LITE_MEAN
-from nrp.features.efficientnet_lite import STD as LITE_STD
 from nrp.features.extractor import FeatureExtractor
 from nrp.features.layers import SingleOutput, truncate
 from nrp.features.pretrained import timm_pretrained_model, torchvision_pretrained_state
