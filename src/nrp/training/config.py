@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from nrp.config_files import read_config_mapping
 from nrp.errors import InputError
 from nrp.training.perturbations import PERTURBATIONS
 from nrp.units import check_pixel_budget
@@ -106,22 +103,7 @@ def config_fields() -> dict[str, dataclasses.Field]:
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML (``.yaml``/``.yml``) or JSON config file into a dict of known :class:`TrainConfig` keys."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"config file not found: {path}")
-    text = path.read_text()
-    try:
-        values = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as error:
-        reason = str(error).splitlines()[0]
-        raise InputError(f"cannot read config file {path}: {reason}") from None
-    if not isinstance(values, dict):
-        raise InputError(f"config file {path} must hold a mapping of keys to values")
-    values = {key.replace("-", "_"): value for key, value in values.items()}
-    unknown = sorted(set(values) - set(config_fields()))
-    if unknown:
-        raise InputError(f"config file {path}: unknown keys {', '.join(unknown)}")
-    return values
+    return read_config_mapping(path, config_fields())
 
 
 def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> TrainConfig:

@@ -1,0 +1,37 @@
+"""Reading YAML/JSON configuration files into plain dictionaries, with one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nrp.errors import InputError
+
+
+def read_config_mapping(path: str | os.PathLike, known_keys: Iterable[str]) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or JSON file holding a mapping; dashes in keys become underscores.
+
+    Raises:
+        InputError: the file is missing, unreadable, not a mapping, or has keys outside ``known_keys``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        values = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        reason = str(error).splitlines()[0]
+        raise InputError(f"cannot read config file {path}: {reason}") from None
+    if not isinstance(values, dict):
+        raise InputError(f"config file {path} must hold a mapping of keys to values")
+    values = {key.replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(values) - set(known_keys))
+    if unknown:
+        raise InputError(f"config file {path}: unknown keys {', '.join(unknown)}")
+    return values

@@ -1,0 +1,127 @@
+"""The configuration of an evaluation run: one dataclass whose keys are the experiment file's keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from nrp.config_files import read_config_mapping
+from nrp.errors import InputError
+from nrp.units import check_pixel_budget
+
+NO_DEFENSE = "none"
+ENSEMBLE_JOIN = "+"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One attack or defense of an experiment: a registered name, its keyword parameters and a display label."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @classmethod
+    def parse(cls, value: str | dict[str, Any], what: str) -> Component:
+        """``"jpeg"`` or ``{"name": "jpeg", "quality": 75, "label": "JPEG (q=75)"}``."""
+        if isinstance(value, str):
+            return cls(value, {}, value)
+        if not isinstance(value, dict) or "name" not in value:
+            raise InputError(f"each {what} must be a name or a mapping with a 'name' key, got {value!r}")
+        params = {key: item for key, item in value.items() if key not in ("name", "label")}
+        label = value.get("label") or _default_label(value["name"], params)
+        return cls(str(value["name"]), params, str(label))
+
+
+@dataclass
+class EvalConfig:
+    """Everything ``nrp eval`` needs (Section 4 of the paper); an experiment file sets these keys.
+
+    ``eps`` is in 0-255 units, as in the paper's tables. A source joins models with ``+`` for an ensemble
+    (``inc_v3+inc_v4``, attacked through their mean logits). The label-free ``ssp`` attack takes its
+    feature extractor from its own ``backbone``/``layer`` parameters, so it is crafted once whatever the sources.
+    """
+
+    images: str = ""
+    labels: str | None = None
+    label_offset: int = 0
+    image_size: int = 224
+    max_images: int | None = None
+    out: str = ""
+    sources: list[str] = field(default_factory=list)
+    attacks: list[Any] = field(default_factory=list)
+    eps: list[float] = field(default_factory=lambda: [16.0])
+    defenses: list[Any] = field(default_factory=lambda: [NO_DEFENSE])
+    targets: list[str] = field(default_factory=list)
+    model_weights: dict[str, str] = field(default_factory=dict)
+    batch_size: int = 16
+    seed: int = 0
+    device: str = "auto"
+    grid_images: int = 6
+    grid_attack: str | None = None
+    grid_defense: str | None = None
+    metric: str = "top1"
+    curves: dict[str, Any] | None = None
+    cross_task: dict[str, Any] | None = None
+
+    def validate(self) -> None:
+        """Refuse values that cannot work, naming the key and the accepted range."""
+        if not self.images:
+            raise InputError("no evaluation images: set 'images' (a folder, or the NeurIPS-2017 dev set folder)")
+        if not self.out:
+            raise InputError("no run folder: set 'out' (or --out)")
+        if not self.targets:
+            raise InputError("no target models: set 'targets'")
+        if self.attacks and not self.sources and any(a.name != "ssp" for a in self.attack_components()):
+            raise InputError("transfer attacks need source models: set 'sources'")
+        for value in self.eps:
+            check_pixel_budget("eps", value)
+        for name in ("batch_size", "image_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_images is not None and self.max_images < 1:
+            raise InputError(f"max_images must be >= 1, got {self.max_images}")
+        labels = [c.label for c in self.defense_components()]
+        if len(set(labels)) != len(labels):
+            raise InputError(f"defense labels must be unique, got {', '.join(labels)} (give each a 'label')")
+        labels = [c.label for c in self.attack_components()]
+        if len(set(labels)) != len(labels):
+            raise InputError(f"attack labels must be unique, got {', '.join(labels)} (give each a 'label')")
+
+    def attack_components(self) -> list[Component]:
+        """The attacks as :class:`Component` s."""
+        return [Component.parse(value, "attack") for value in self.attacks]
+
+    def defense_components(self) -> list[Component]:
+        """The defenses as :class:`Component` s (``none`` is the undefended target)."""
+        return [Component.parse(value, "defense") for value in self.defenses]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only, for results.json."""
+        return dataclasses.asdict(self)
+
+
+def _default_label(name: str, params: dict[str, Any]) -> str:
+    shown = {key: value for key, value in params.items() if key not in ("weights",)}
+    return name if not shown else f"{name}({', '.join(f'{k}={v}' for k, v in shown.items())})"
+
+
+def config_keys() -> set[str]:
+    """The keys an experiment file may hold."""
+    return {f.name for f in dataclasses.fields(EvalConfig)}
+
+
+def load_eval_config(path: str | os.PathLike | None, overrides: dict[str, Any]) -> EvalConfig:
+    """Defaults, then the experiment file (if any), then every override that is not ``None``; validated."""
+    values = read_config_mapping(path, config_keys()) if path is not None else {}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    for key in ("sources", "targets", "attacks", "defenses"):
+        if isinstance(values.get(key), str):
+            values[key] = [item for item in values[key].split(",") if item]
+    if isinstance(values.get("eps"), (int, float)):
+        values["eps"] = [values["eps"]]
+    config = EvalConfig(**values)
+    config.validate()
+    return config

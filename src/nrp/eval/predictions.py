@@ -1,0 +1,84 @@
+"""Running every (defense, target) pair on a stored image set once, and keeping the top-5 predictions.
+
+Each set is read batch by batch; each defense transforms a batch once and every target classifies the
+defended batch, so no image is decoded or defended twice. Predictions are stored per (set, defense, target)
+as ``RUN/predictions/<set>/<defense>/<target>.pt`` (written atomically), so a re-run evaluates only what is
+missing. A randomised defense (R&P, the dynamic NRP) draws from a generator seeded by (run seed, set,
+defense, batch number), which makes results independent of how batches are spread over processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nrp.atomic import atomic_path
+from nrp.eval.crafting import AdversarialSet, batch_generator, safe_name
+from nrp.eval.datasets import batch_ranges, read_batch
+
+TOP_K = 5
+
+
+def prediction_path(run_dir: Path, adversarial_set: AdversarialSet, defense: str, target: str) -> Path:
+    """Where the predictions of ``target`` behind ``defense`` on ``adversarial_set`` are stored."""
+    relative = adversarial_set.folder.relative_to(run_dir / "sets")
+    return run_dir / "predictions" / relative / safe_name(defense) / f"{safe_name(target)}.pt"
+
+
+def missing_pairs(run_dir: Path, adversarial_set: AdversarialSet, defenses: list[str], targets: list[str]) -> dict[str, list[str]]:
+    """``{defense: [targets]}`` whose predictions on the set are not stored yet."""
+    missing = {}
+    for defense in defenses:
+        todo = [t for t in targets if not prediction_path(run_dir, adversarial_set, defense, t).is_file()]
+        if todo:
+            missing[defense] = todo
+    return missing
+
+
+def predict_set(
+    adversarial_set: AdversarialSet,
+    stems: list[str],
+    pairs: dict[str, list[str]],
+    defenses: dict[str, nn.Module],
+    classifiers: Callable[[str], nn.Module],
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[tuple[str, str], dict[int, torch.Tensor]]:
+    """Top-5 predictions of each requested (defense, target) pair on this process's batches of the set.
+
+    Returns ``{(defense, target): {image position: (5,) classes}}``.
+    """
+    paths = adversarial_set.paths(stems)
+    results: dict[tuple[str, str], dict[int, torch.Tensor]] = {(d, t): {} for d, targets in pairs.items() for t in targets}
+    with torch.no_grad():
+        for number, positions in batch_ranges(len(paths), batch_size, rank, world):
+            x = read_batch([paths[p] for p in positions]).to(device)
+            for defense, targets in pairs.items():
+                with torch.random.fork_rng(devices=[]):
+                    generator = batch_generator(seed, f"{adversarial_set.key}/{defense}", number)
+                    torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+                    defended = defenses[defense](x).clamp(0, 1)
+                for target in targets:
+                    top5 = classifiers(target)(defended).topk(TOP_K, dim=1).indices.cpu()
+                    results[(defense, target)].update(zip(positions, top5))
+            if on_batch is not None:
+                on_batch(len(positions))
+    return results
+
+
+def save_predictions(path: Path, top5: torch.Tensor) -> None:
+    """Store ``(N, 5)`` predictions atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(top5.clone(), tmp)
+
+
+def load_predictions(path: Path) -> torch.Tensor:
+    """The stored ``(N, 5)`` predictions."""
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,198 @@
+"""The classification protocol of Tables 1, 2 and 5: store clean and adversarial sets, predict, score.
+
+Stages, each resumable and each shared between ``torchrun`` processes batch by batch:
+
+1. the clean images, resized to ``image_size`` and quantised to 8 bits, are stored as PNG (``sets/clean``);
+2. every (source, attack, eps) set is crafted from them and stored (:mod:`nrp.eval.crafting`);
+3. every (defense, target) pair predicts on every set (:mod:`nrp.eval.predictions`);
+4. rank 0 turns the stored predictions into metric rows (:mod:`nrp.eval.metrics`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from nrp.defenses import create_defense
+from nrp.eval.config import NO_DEFENSE, EvalConfig
+from nrp.eval.crafting import AdversarialSet, Crafter, batch_generator, clean_set, finish_set, plan_sets, write_set
+from nrp.eval.datasets import EvalImages, batch_ranges, load_eval_images, read_batch
+from nrp.eval.metrics import classification_metrics
+from nrp.eval.models import ModelBank
+from nrp.eval.predictions import load_predictions, missing_pairs, predict_set, prediction_path, save_predictions
+from nrp.training.distributed import DistributedContext
+
+logger = logging.getLogger(__name__)
+
+
+class Progress(Protocol):
+    """What the protocol reports progress to: ``update(n)`` after each batch (tqdm's interface)."""
+
+    def update(self, n: int = 1) -> Any: ...
+
+
+ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[Progress]]
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def silent_progress(description: str, total: int) -> Iterator[Progress]:
+    """A progress factory that reports nothing (library default; the command line passes tqdm bars)."""
+    yield _Silent()
+
+
+@dataclass
+class ClassificationRun:
+    """What the classification protocol produced: the metric rows and what made them."""
+
+    rows: list[dict[str, Any]]
+    images: EvalImages
+    clean: AdversarialSet
+    sets: list[AdversarialSet]
+    models: ModelBank
+    defenses: dict[str, nn.Module]
+
+
+def run_classification(
+    config: EvalConfig,
+    context: DistributedContext,
+    provided_models: dict[str, nn.Module] | None = None,
+    progress: ProgressFactory = silent_progress,
+) -> ClassificationRun:
+    """Stages 1-4 for ``config`` on this process's share of the batches; every rank returns the same rows."""
+    run_dir = Path(config.out)
+    images = load_eval_images(config.images, config.labels, config.label_offset, config.max_images)
+    stems = images.stems()
+    models = ModelBank(context.device, config.model_weights, provided_models)
+    clean = clean_set(run_dir)
+    _store_clean(clean, images, config, context, progress)
+    sets = plan_sets(run_dir, config.sources, config.attack_components(), config.eps)
+    labels = None if images.labels is None else torch.tensor(images.labels)
+    targets = None if images.targets is None else torch.tensor(images.targets)
+    crafter = Crafter(models, (3, config.image_size, config.image_size), config.seed)
+    for adversarial_set in sets:
+        _craft(adversarial_set, crafter, clean, stems, labels, targets, config, context, progress)
+    defenses = {component.label: _build_defense(component.name, component.params, context.device)
+                for component in config.defense_components()}
+    for adversarial_set in [clean, *sets]:
+        _predict(adversarial_set, stems, defenses, models, config, context, progress)
+    rows = _rows(run_dir, clean, sets, list(defenses), config.targets, labels, targets, config)
+    return ClassificationRun(rows, images, clean, sets, models, defenses)
+
+
+def _store_clean(clean: AdversarialSet, images: EvalImages, config: EvalConfig, context: DistributedContext,
+                 progress: ProgressFactory) -> None:
+    if clean.is_complete():
+        return
+    stems = images.stems()
+    paths = [source.path for source in images.sources]
+    with progress("clean images", len(paths)) as bar:
+        for _, positions in batch_ranges(len(paths), config.batch_size, context.rank, context.world_size):
+            if not all(p.is_file() for p in (clean.paths(stems)[i] for i in positions)):
+                write_set(clean, stems, positions, read_batch([paths[i] for i in positions], config.image_size))
+            bar.update(len(positions))
+    _finish(clean, len(paths), config.seed, context)
+
+
+def _craft(adversarial_set: AdversarialSet, crafter: Crafter, clean: AdversarialSet, stems: list[str],
+           labels: torch.Tensor | None, targets: torch.Tensor | None, config: EvalConfig, context: DistributedContext,
+           progress: ProgressFactory) -> None:
+    if adversarial_set.is_complete():
+        return
+    attack = crafter.attack(adversarial_set)
+    clean_paths, adversarial_paths = clean.paths(stems), adversarial_set.paths(stems)
+    with progress(f"craft {adversarial_set.key}", len(stems)) as bar:
+        for number, positions in batch_ranges(len(stems), config.batch_size, context.rank, context.world_size):
+            if not all(adversarial_paths[i].is_file() for i in positions):
+                x = read_batch([clean_paths[i] for i in positions]).to(context.device)
+                y = None if labels is None else labels[list(positions)].to(context.device)
+                t = None if targets is None else targets[list(positions)].to(context.device)
+                x_adv = attack(x, y, t, batch_generator(config.seed, adversarial_set.key, number))
+                write_set(adversarial_set, stems, positions, x_adv.cpu())
+            bar.update(len(positions))
+    _finish(adversarial_set, len(stems), config.seed, context)
+
+
+def _finish(adversarial_set: AdversarialSet, count: int, seed: int, context: DistributedContext) -> None:
+    _barrier(context)
+    if context.is_main:
+        finish_set(adversarial_set, count, seed)
+    _barrier(context)
+
+
+def _predict(adversarial_set: AdversarialSet, stems: list[str], defenses: dict[str, nn.Module], models: ModelBank,
+             config: EvalConfig, context: DistributedContext, progress: ProgressFactory) -> None:
+    run_dir = Path(config.out)
+    pairs = missing_pairs(run_dir, adversarial_set, list(defenses), config.targets)
+    if not pairs:
+        return
+    with progress(f"evaluate {adversarial_set.key}", len(stems)) as bar:
+        local = predict_set(adversarial_set, stems, pairs, defenses, models.classifier, config.batch_size, config.seed,
+                            context.device, context.rank, context.world_size, on_batch=bar.update)
+    merged = _gather(local, context)
+    if context.is_main:
+        for (defense, target), by_position in merged.items():
+            top5 = torch.stack([by_position[i] for i in range(len(stems))])
+            save_predictions(prediction_path(run_dir, adversarial_set, defense, target), top5)
+    _barrier(context)
+
+
+def _gather(local: dict[tuple[str, str], dict[int, torch.Tensor]], context: DistributedContext) -> dict[tuple[str, str], dict[int, torch.Tensor]]:
+    if not context.distributed:
+        return local
+    gathered: list[Any] = [None] * context.world_size
+    dist.all_gather_object(gathered, local)
+    merged: dict[tuple[str, str], dict[int, torch.Tensor]] = {}
+    for part in gathered:
+        for pair, by_position in part.items():
+            merged.setdefault(pair, {}).update(by_position)
+    return merged
+
+
+def _barrier(context: DistributedContext) -> None:
+    if context.distributed:
+        dist.barrier()
+
+
+def _rows(run_dir: Path, clean: AdversarialSet, sets: list[AdversarialSet], defenses: list[str], target_models: list[str],
+          labels: torch.Tensor | None, targets: torch.Tensor | None, config: EvalConfig) -> list[dict[str, Any]]:
+    rows = []
+    for adversarial_set in [clean, *sets]:
+        targeted = adversarial_set.attack is not None and adversarial_set.attack.params.get("target") is not None
+        for defense in defenses:
+            for target in target_models:
+                clean_top5 = load_predictions(prediction_path(run_dir, clean, defense, target))
+                top5 = load_predictions(prediction_path(run_dir, adversarial_set, defense, target))
+                is_clean = adversarial_set is clean
+                aimed = _aimed_targets(adversarial_set, targets) if targeted else None
+                metrics = classification_metrics(top5, labels, None if is_clean else clean_top5[:, 0], aimed)
+                clean_top1 = classification_metrics(clean_top5, labels, None)["top1"]
+                rows.append({"source": adversarial_set.source, "attack": adversarial_set.attack_label,
+                             "eps": adversarial_set.eps, "defense": defense, "target": target, **metrics,
+                             "clean_top1": clean_top1})
+    return rows
+
+
+def _aimed_targets(adversarial_set: AdversarialSet, targets: torch.Tensor | None) -> torch.Tensor | None:
+    aim = adversarial_set.attack.params.get("target")
+    return targets if aim == "dataset" else None
+
+
+def _build_defense(name: str, params: dict[str, Any], device: torch.device) -> nn.Module:
+    if name == NO_DEFENSE:
+        return nn.Identity()
+    if name in ("nrp", "nrp_dynamic"):
+        params = {"device": device, **params}
+    return create_defense(name, **params).to(device).eval()
