@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 import nrp
-from nrp.cli import attack, data, defend, exit_codes, purify, train
+from nrp.cli import attack, data, defend, evaluate, exit_codes, purify, train
 from nrp.errors import NRPError
 
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_parser(subparsers)
     defend.add_parser(subparsers)
     train.add_parser(subparsers)
+    evaluate.add_parser(subparsers)
     data.add_parser(subparsers)
     return parser
 

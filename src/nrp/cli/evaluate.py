@@ -1,0 +1,69 @@
+"""``nrp eval``: run an experiment file (the paper's tables), resuming whatever is already stored."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+
+from tqdm import tqdm
+
+from nrp.cli import exit_codes
+from nrp.eval.config import load_eval_config
+from nrp.eval.run import run_evaluation
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``nrp eval``; each flag overrides the experiment file's key of the same name."""
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate attacks and defenses (the paper's tables)",
+        description="Craft each (source, attack, eps) set once and store it as PNG, then score every (defense, "
+        "target) pair: top-1/top-5 accuracy, attack success rate and fooling rate, plus the cross-task protocol "
+        "and plots when configured. Writes RUN/report/{results.json,results.csv,results.md,index.html,grid.png}. "
+        "Re-running resumes; torchrun --nproc_per_node=K shares the work among K processes. "
+        "eps is in 0-255 units. Example configs: configs/table1.yaml, configs/table2_cda.yaml, configs/table5_ssp.yaml.",
+    )
+    add = parser.add_argument
+    add("config", nargs="?", help="experiment file (YAML or JSON); flags override its keys")
+    add("--images", help="evaluation images: a folder, a folder per class, or the NeurIPS-2017 dev set folder")
+    add("--labels", help="labels CSV (filename,label or ImageId,TrueLabel,TargetClass)")
+    add("--label-offset", type=int, help="subtracted from every label (1 for 1-based, 1001-class labels)")
+    add("--out", help="run folder (stored sets, predictions, report)")
+    add("--sources", help="comma-separated source models; join an ensemble with + (inc_v3+inc_v4)")
+    add("--attacks", help="comma-separated attack names (parameters: use the experiment file)")
+    add("--defenses", help="comma-separated defense names (none = undefended)")
+    add("--targets", help="comma-separated target models")
+    add("--eps", type=_numbers, help="comma-separated budgets in 0-255 units (default 16)")
+    add("--image-size", type=int, help="images are resized and centre-cropped to this square (default 224)")
+    add("--max-images", type=int, help="evaluate only the first N images")
+    add("--batch-size", type=int, help="images per batch (default 16)")
+    add("--seed", type=int, help="seed of every random draw (default 0)")
+    add("--device", help="cpu, cuda or auto (default)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the configuration, run the experiment with progress bars, print where the report went."""
+    overrides = {key: getattr(args, key) for key in ("images", "labels", "label_offset", "out", "sources", "attacks",
+                                                      "defenses", "targets", "eps", "image_size", "max_images",
+                                                      "batch_size", "seed", "device")}
+    config = load_eval_config(args.config, overrides)
+    paths = run_evaluation(config, progress=_bar)
+    if "html" in paths:
+        print(f"report: {paths['html']}")
+        print(f"table:  {paths['markdown']}")
+    return exit_codes.OK
+
+
+@contextlib.contextmanager
+def _bar(description: str, total: int) -> Iterator[tqdm]:
+    with tqdm(total=total, desc=description, unit="img", leave=False, dynamic_ncols=True) as bar:
+        yield bar
+
+
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(item) for item in text.split(",") if item]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
