@@ -36,7 +36,8 @@ class ModelBank:
                 self.cache[name] = Ensemble([self.classifier(member) for member in members])
             else:
                 from nrp.zoo import as_classifier
-                self.cache[name] = as_classifier(name, weights=self.weights.get(name)).to(self.device).eval()
+                options = {"weights": self.weights[name]} if name in self.weights else {}
+                self.cache[name] = as_classifier(name, **options).to(self.device).eval()
         return self.cache[name]
 
     def feature_extractor(self, backbone: str, layer: str, weights: str | None = None) -> nn.Module:
