@@ -1,0 +1,96 @@
+"""What a zoo entry is: where its network and weights come from, and the preprocessing it expects."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torchvision
+
+from nrp.errors import InputError
+from nrp.features.efficientnet_lite import EFFICIENTNET_LITE
+from nrp.features.efficientnet_lite import MEAN as LITE_MEAN
+from nrp.features.efficientnet_lite import STD as LITE_STD
+
+SOURCES = ("torchvision", "timm", "efficientnet-lite")
+IMAGENET_CLASSES = 1000
+TIMM_INSTALL_HINT = "pip install 'nrp-purifier[timm]'"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One zoo entry. Fields left ``None`` are read from the upstream library by :func:`resolve_spec`.
+
+    Args:
+        source: ``"torchvision"``, ``"timm"`` or ``"efficientnet-lite"``.
+        upstream: the model's name there (``"resnet152"``, ``"inception_v3.tf_in1k"``, ``"efficientnet-lite0"``).
+        paper_name: the paper's name for it (``"Inc-v3"``), for reports; empty when the paper has none.
+        input_size: the network's input ``(H, W)``; ``None``: the upstream config's.
+        crop_pct: ``input_size`` over the short side before the centre crop; 1.0 resizes straight to
+            ``input_size``; ``None``: the upstream config's.
+        mean: per-channel normalisation mean (RGB, [0, 1] units); ``None``: the upstream config's.
+        std: per-channel normalisation standard deviation; ``None``: the upstream config's.
+        label_offset: 1 when logit 0 is TF-slim's "background" class, else 0; ``None``: the upstream config's.
+        num_outputs: logits the network produces (1000 + ``label_offset``); ``None``: the upstream config's.
+        published: whether pretrained weights for it can be had; ``False`` entries build with random
+            weights or a user's ``weights=`` file only.
+        note: what a reader should know (an approximation, missing weights); shown in errors and docs.
+    """
+
+    source: str
+    upstream: str
+    paper_name: str = ""
+    input_size: tuple[int, int] | None = None
+    crop_pct: float | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    label_offset: int | None = None
+    num_outputs: int | None = None
+    published: bool = True
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown model source '{self.source}'; known: {', '.join(SOURCES)}")
+
+
+def resolve_spec(spec: ModelSpec) -> ModelSpec:
+    """``spec`` with every ``None`` field filled from the upstream library's own config.
+
+    torchvision: the default weights' evaluation transforms (crop size, resize size, mean, std); timm: the
+    model's ``pretrained_cfg`` (``input_size``, ``crop_pct``, ``mean``, ``std``, ``num_classes``,
+    ``label_offset``); EfficientNet-Lite: its native size, mean/std 0.5, no crop.
+    """
+    upstream = upstream_config(spec.source, spec.upstream)
+    filled = {key: value for key, value in upstream.items() if getattr(spec, key) is None}
+    return dataclasses.replace(spec, **filled)
+
+
+def upstream_config(source: str, upstream: str) -> dict:
+    """The preprocessing and output fields of :class:`ModelSpec` as ``source`` publishes them for ``upstream``."""
+    if source == "torchvision":
+        preset = torchvision.models.get_model_weights(upstream).DEFAULT.transforms()
+        crop, resize = preset.crop_size[0], preset.resize_size[0]
+        return dict(input_size=(crop, crop), crop_pct=crop / resize, mean=tuple(preset.mean), std=tuple(preset.std),
+                    label_offset=0, num_outputs=IMAGENET_CLASSES)
+    if source == "timm":
+        try:
+            config = timm_models().get_pretrained_cfg(upstream)
+        except RuntimeError:  # a known architecture with an unknown tag
+            config = None
+        if config is None:
+            raise InputError(f"timm has no model '{upstream}'")
+        return dict(input_size=tuple(config.input_size[1:]), crop_pct=config.crop_pct, mean=tuple(config.mean),
+                    std=tuple(config.std), label_offset=config.label_offset or 0, num_outputs=config.num_classes)
+    size = EFFICIENTNET_LITE[upstream]
+    return dict(input_size=(size, size), crop_pct=1.0, mean=LITE_MEAN, std=LITE_STD, label_offset=0,
+                num_outputs=IMAGENET_CLASSES)
+
+
+def timm_models():
+    """``timm.models``, or an :class:`InputError` saying how to install timm."""
+    try:
+        import timm.models
+    except ImportError:
+        raise InputError(f"timm models need the 'timm' extra: {TIMM_INSTALL_HINT}") from None
+    return timm.models
