@@ -101,3 +101,21 @@ def test_ensemble_source_and_label_free_ssp_are_crafted(grey_images, tmp_path, t
     stems = run.images.stems()
     differences = [read_image(a) - read_image(c) for a, c in zip(ssp_set.paths(stems), run.clean.paths(stems))]
     assert max(float(d.abs().max()) for d in differences) == pytest.approx(16 / 255, abs=1e-6)
+
+
+def test_precomputed_adversarial_images_are_read_by_name_and_clipped_into_the_ball(grey_images, tmp_path, tiny_models):
+    from PIL import Image
+
+    from nrp.io.read import read_image
+    folder, _ = grey_images
+    made_elsewhere = tmp_path / "cda"
+    made_elsewhere.mkdir()
+    for path in folder.iterdir():
+        Image.new("RGB", (40, 48), (255, 255, 255)).save(made_elsewhere / f"{path.stem}.jpg")
+    attack = {"name": "precomputed", "folder": str(made_elsewhere), "label": "cda"}
+    run = run_classification(config_for(grey_images, tmp_path, attacks=[attack]), DistributedContext(), tiny_models)
+    stems = run.images.stems()
+    for adversarial, clean in zip(run.sets[0].paths(stems), run.clean.paths(stems)):
+        expected = (read_image(clean) + 16 / 255).clamp(max=1.0)
+        assert torch.allclose(read_image(adversarial), expected, atol=0.5 / 255)
+    assert {r["source"] for r in run.rows} == {"clean", "precomputed"}

@@ -35,7 +35,8 @@ CLEAN = "clean"
 MANIFEST = "manifest.json"
 SSP_MODEL_KEYS = ("backbone", "layer", "backbone_weights")
 SSP_DEFAULTS = {"backbone": "vgg16", "layer": "conv3_3"}
-LABEL_FREE = ("ssp", "fff")
+LABEL_FREE = ("ssp", "fff", "precomputed")
+PRECOMPUTED = "precomputed"  # adversarial images made elsewhere (e.g. by CDA's generators), read from a folder by name
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,10 @@ def clean_set(run_dir: Path) -> AdversarialSet:
 
 
 def attack_source(attack: Component) -> str:
-    """The source named in reports: the feature extractor of a label-free attack (``vgg16:conv3_3``)."""
+    """The source named in reports: the feature extractor of a label-free attack (``vgg16:conv3_3``), or
+    ``precomputed`` for images made elsewhere."""
+    if attack.name == PRECOMPUTED:
+        return PRECOMPUTED
     params = {**SSP_DEFAULTS, **attack.params}
     return f"{params['backbone']}:{params['layer']}"
 
@@ -115,29 +119,51 @@ class Crafter:
         self.seed = seed
         self.universal: dict[str, torch.Tensor] = {}
 
-    def attack(self, adversarial_set: AdversarialSet) -> Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Generator], torch.Tensor]:
-        """``run(x, labels, targets, generator) -> x_adv`` for ``adversarial_set``."""
+    def attack(self, adversarial_set: AdversarialSet, stems: list[str]) -> Callable[..., torch.Tensor]:
+        """``run(x, labels, targets, generator, positions) -> x_adv`` for ``adversarial_set``.
+
+        ``positions`` are the batch's places in ``stems``; a ``precomputed`` attack reads
+        ``<folder>/<stem>.png`` (any image suffix), resized like the clean images and clipped into the eps ball.
+        """
         attack = adversarial_set.attack
         eps = adversarial_set.eps / 255
         params = dict(attack.params)
+        if attack.name == PRECOMPUTED:
+            return self._precomputed(Path(params["folder"]), stems, eps)
         if attack.name == "ssp":
             extractor = self._extractor(params)
-            return lambda x, y, t, g: ssp(x, extractor, eps=eps, generator=g, **params)
+            return lambda x, y, t, g, positions: ssp(x, extractor, eps=eps, generator=g, **params)
         if attack.name == "fff":
-            return lambda x, y, t, g: apply_universal(x, self._universal(adversarial_set, params))
+            return lambda x, y, t, g, positions: apply_universal(x, self._universal(adversarial_set, params))
         function = get_attack(attack.name)
         model = self.models.classifier(adversarial_set.source)
         use_dataset_targets = params.get("target") == "dataset"
         if use_dataset_targets:
             params.pop("target")
 
-        def run(x: torch.Tensor, y: torch.Tensor | None, t: torch.Tensor | None, g: torch.Generator) -> torch.Tensor:
+        def run(x: torch.Tensor, y: torch.Tensor | None, t: torch.Tensor | None, g: torch.Generator, positions: range) -> torch.Tensor:
             extra = dict(params)
             if use_dataset_targets:
                 if t is None:
                     raise InputError(f"attack {attack.label} asks for the dataset's target classes, but the images have none")
                 extra["target"] = t
             return function(model, x, y, eps=eps, generator=g, **extra)
+
+        return run
+
+    def _precomputed(self, folder: Path, stems: list[str], eps: float) -> Callable[..., torch.Tensor]:
+        from nrp.eval.datasets import read_batch
+        from nrp.io.discover import IMAGE_SUFFIXES
+
+        def find(stem: str) -> Path:
+            for suffix in IMAGE_SUFFIXES:
+                if (folder / f"{stem}{suffix}").is_file():
+                    return folder / f"{stem}{suffix}"
+            raise InputError(f"precomputed adversarial image for '{stem}' not found in {folder}")
+
+        def run(x: torch.Tensor, y, t, g, positions: range) -> torch.Tensor:
+            stored = read_batch([find(stems[i]) for i in positions], x.shape[-1]).to(x.device)
+            return torch.minimum(torch.maximum(stored, x - eps), x + eps).clamp(0, 1)
 
         return run
 

@@ -111,7 +111,7 @@ def _craft(adversarial_set: AdversarialSet, crafter: Crafter, clean: Adversarial
            progress: ProgressFactory) -> None:
     if adversarial_set.is_complete():
         return
-    attack = crafter.attack(adversarial_set)
+    attack = crafter.attack(adversarial_set, stems)
     clean_paths, adversarial_paths = clean.paths(stems), adversarial_set.paths(stems)
     with progress(f"craft {adversarial_set.key}", len(stems)) as bar:
         for number, positions in batch_ranges(len(stems), config.batch_size, context.rank, context.world_size):
@@ -119,7 +119,7 @@ def _craft(adversarial_set: AdversarialSet, crafter: Crafter, clean: Adversarial
                 x = read_batch([clean_paths[i] for i in positions]).to(context.device)
                 y = None if labels is None else labels[list(positions)].to(context.device)
                 t = None if targets is None else targets[list(positions)].to(context.device)
-                x_adv = attack(x, y, t, batch_generator(config.seed, adversarial_set.key, number))
+                x_adv = attack(x, y, t, batch_generator(config.seed, adversarial_set.key, number), positions)
                 write_set(adversarial_set, stems, positions, x_adv.cpu())
             bar.update(len(positions))
     _finish(adversarial_set, len(stems), config.seed, context)
