@@ -73,10 +73,19 @@ def test_writing_into_the_input_folder_is_refused_and_changes_nothing(photos, ti
     assert fingerprint(photos) == before
 
 
+def test_without_weights_the_shipped_purifier_is_used(photos, tmp_path):
+    from nrp.io.read import read_image
+    from nrp.purifiers import Purifier, load_network, shipped_weights
+    assert main(["purify", str(photos / "a.png"), "--out", str(tmp_path / "out")]) == exit_codes.OK
+    purifier = Purifier(load_network(shipped_weights()))
+    with torch.inference_mode():
+        expected = purifier(read_image(photos / "a.png")[None])[0]
+    assert (read_image(tmp_path / "out" / "a.png") - expected).abs().max() <= 0.5 / 255 + 1e-6
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
-        ([], "no --weights given"),
         (["--weights", "missing.pth"], "weights file not found: missing.pth"),
         (["--weights", "{purifier}", "--purifier", "nrp_resg"], "holds a 'nrp' purifier, not 'nrp_resg'"),
         (["--weights", "{purifier}", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),

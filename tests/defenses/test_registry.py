@@ -1,4 +1,5 @@
 import pytest
+import torch
 from torch import nn
 
 from nrp.defenses import DEFENSES, create_defense, register_defense
@@ -24,9 +25,13 @@ def test_unknown_parameter_lists_the_accepted_ones():
         create_defense("none", window=3)
 
 
-def test_missing_weights_file_parameter():
-    with pytest.raises(InputError, match="defense 'nrp' needs 'weights'"):
-        create_defense("nrp")
+def test_nrp_defenses_default_to_the_shipped_purifier():
+    from nrp.purifiers import load_network, shipped_weights
+    shipped = load_network(shipped_weights()).state_dict()
+    for name in ("nrp", "nrp_dynamic"):
+        network = create_defense(name).network.state_dict()
+        assert network.keys() == shipped.keys()
+        assert all(torch.equal(network[key], shipped[key]) for key in shipped)
 
 
 def test_duplicate_name():

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                                                       "defenses", "targets", "eps", "image_size", "max_images",
                                                       "batch_size", "seed", "device")}
     config = load_eval_config(args.config, overrides)
-    paths = run_evaluation(config, progress=_bar)
+    paths = run_evaluation(config, progress=progress_bar)
     if "html" in paths:
         print(f"report: {paths['html']}")
         print(f"table:  {paths['markdown']}")
@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _bar(description: str, total: int) -> Iterator[tqdm]:
+def progress_bar(description: str, total: int) -> Iterator[tqdm]:
+    """A tqdm bar for one stage of the protocol, removed when the stage ends."""
     with tqdm(total=total, desc=description, unit="img", leave=False, dynamic_ncols=True) as bar:
         yield bar
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 import nrp
-from nrp.cli import attack, data, defend, evaluate, exit_codes, purify, train
+from nrp.cli import attack, data, defend, demo, evaluate, exit_codes, purify, train
 from nrp.errors import NRPError
 
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(subparsers)
     evaluate.add_parser(subparsers)
     data.add_parser(subparsers)
+    demo.add_parser(subparsers)
     return parser
 
 

@@ -9,8 +9,7 @@ import torch
 from nrp.cli import exit_codes
 from nrp.cli.common import add_io_arguments, check_positive, logger, plan, process
 from nrp.devices import resolve_device
-from nrp.errors import InputError
-from nrp.purifiers import PURIFIERS, Purifier, load_network
+from nrp.purifiers import PURIFIERS, Purifier, load_network, shipped_weights
 from nrp.purifiers.dynamic import DEFAULT_NOISE_STD
 from nrp.purifiers.tiling import DEFAULT_TILE_OVERLAP
 
@@ -25,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Purify images: run them through a Neural Representation Purifier and write the results.",
     )
     add_io_arguments(parser)
-    parser.add_argument("--weights", help="purifier weights (.pth/.pt/.safetensors): the authors' NRP.pth or NRP_resG.pth, or a file nrp wrote")
+    parser.add_argument("--weights", help="purifier weights (.pth/.pt/.safetensors): the authors' NRP.pth or NRP_resG.pth, or a file nrp wrote "
+                        "(default: the NRP-Lite shipped with nrp, trained offline by this project)")
     parser.add_argument("--purifier", choices=sorted(PURIFIERS), help="architecture; only a check, files say what they hold")
     parser.add_argument("--dynamic", action="store_true", help=f"the authors' dynamic defense: Gaussian noise (sigma {DEFAULT_NOISE_STD}) projected into 16/255 before purifying")
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help=f"purify images larger than N pixels tile by tile (default {DEFAULT_TILE}; 0: never tile)")
@@ -37,17 +37,13 @@ def run(args: argparse.Namespace) -> int:
     """Purify every input image; returns the exit code."""
     check_positive("--tile", args.tile, minimum=0)
     check_positive("--tile-overlap", args.tile_overlap, minimum=0)
-    if args.weights is None:
-        raise InputError(
-            "no --weights given: pass a purifier checkpoint, e.g. the authors' NRP.pth or NRP_resG.pth, "
-            "or one written by nrp"
-        )
+    weights = args.weights or shipped_weights()
     device = resolve_device(args.device)
     sources, outputs = plan(args)
     if not sources:
         logger.info("nothing to do: every output already exists")
         return exit_codes.OK
-    network = load_network(args.weights, args.purifier, map_location=device)
+    network = load_network(weights, args.purifier, map_location=device)
     generator = torch.Generator(device).manual_seed(args.seed)
     purifier = Purifier(network, dynamic=args.dynamic, tile_size=args.tile or None, tile_overlap=args.tile_overlap, generator=generator)
 

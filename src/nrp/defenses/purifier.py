@@ -7,13 +7,13 @@ import os
 import torch
 
 from nrp.defenses._checks import check_float, check_int
-from nrp.purifiers import Purifier, load_network
+from nrp.purifiers import Purifier, load_network, shipped_weights
 from nrp.purifiers.dynamic import DEFAULT_NOISE_EPS, DEFAULT_NOISE_STD
 from nrp.purifiers.tiling import DEFAULT_TILE_OVERLAP
 
 
 def nrp_defense(
-    weights: str | os.PathLike,
+    weights: str | os.PathLike | None = None,
     architecture: str | None = None,
     tile_size: int | None = None,
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
@@ -22,7 +22,8 @@ def nrp_defense(
     """The static NRP defense: ``Purifier(load_network(weights))``, [0, 1] -> [0, 1].
 
     Args:
-        weights: a purifier weights file (this project's, or the authors' ``NRP.pth`` / ``NRP_resG.pth``).
+        weights: a purifier weights file (this project's, or the authors' ``NRP.pth`` / ``NRP_resG.pth``);
+            ``None``: the purifier shipped with the package (:func:`~nrp.purifiers.shipped_weights`).
         architecture: ``"nrp"`` or ``"nrp_resg"`` to check the file against; ``None`` recognises it.
         tile_size: purify images with a side longer than this window by window (pixels); ``None``: whole.
         tile_overlap: context and blend width between windows, pixels.
@@ -36,11 +37,11 @@ def nrp_defense(
         >>> defended = torch.nn.Sequential(defense, classifier)  # doctest: +SKIP
     """
     _check_tiling(tile_size, tile_overlap)
-    return Purifier(load_network(weights, architecture, map_location=device), tile_size=tile_size, tile_overlap=tile_overlap)
+    return Purifier(load_network(weights or shipped_weights(), architecture, map_location=device), tile_size=tile_size, tile_overlap=tile_overlap)
 
 
 def nrp_dynamic_defense(
-    weights: str | os.PathLike,
+    weights: str | os.PathLike | None = None,
     architecture: str | None = None,
     noise_std: float = DEFAULT_NOISE_STD,
     noise_eps: float = DEFAULT_NOISE_EPS,
@@ -73,7 +74,7 @@ def nrp_dynamic_defense(
     check_float("noise_std", noise_std, 0.0)
     check_float("noise_eps", noise_eps, 0.0, 1.0)
     _check_tiling(tile_size, tile_overlap)
-    network = load_network(weights, architecture, map_location=device)
+    network = load_network(weights or shipped_weights(), architecture, map_location=device)
     return Purifier(network, dynamic=True, noise_std=noise_std, noise_eps=noise_eps, tile_size=tile_size,
                     tile_overlap=tile_overlap, generator=generator)
 

@@ -93,8 +93,11 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nrp" / "offline"
 
 
-def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | os.PathLike = OPENCV_DATA) -> OfflineLayout:
-    """Lay out the evaluation and training photos under ``cache`` (default :func:`default_cache`); idempotent.
+def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | os.PathLike = OPENCV_DATA,
+                    training: bool = True) -> OfflineLayout:
+    """Lay out the evaluation and (with ``training``) training photos under ``cache`` (default :func:`default_cache`).
+
+    Idempotent: files already laid out are kept.
 
     Raises:
         InputError: the labelled evaluation photos (the ``foolbox`` wheel) are not installed, or a training
@@ -108,7 +111,7 @@ def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | o
     for path, label in evaluation:
         records.append(_copy(path, layout.eval_images / path.name, "foolbox", label))
     _write_labels(layout.eval_labels, [(Path(r["file"]).name, int(r["label"])) for r in records])
-    for source, name, write in _training_photos(Path(opencv_data)):
+    for source, name, write in _training_photos(Path(opencv_data)) if training else ():
         target = (layout.val_images if name in VALIDATION_PHOTOS else layout.train_images) / source / name
         if not target.exists():
             write(target)

@@ -7,6 +7,7 @@ from nrp.purifiers.nrp_arch import NRP
 from nrp.purifiers.purifier import Purifier
 from nrp.purifiers.registry import PURIFIERS, architecture_of, create_network, register_purifier
 from nrp.purifiers.resg_arch import NRPResG
+from nrp.purifiers.shipped import shipped_weights
 from nrp.purifiers.tiling import purify_tiled
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "purify_tiled",
     "register_purifier",
     "save_network",
+    "shipped_weights",
 ]

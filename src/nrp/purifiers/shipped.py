@@ -1,0 +1,29 @@
+"""The purifier that ships inside the package, so ``nrp purify IMAGE`` works offline with no weights file.
+
+It is an NRP-Lite trained by this project's own ``nrp train`` on the unlabelled offline photos, against SSP on
+an early stage of EfficientNet-Lite0 (docs/shipped_purifier.md has the exact command, data and validation
+numbers). The authors' much larger NRP (``NRP.pth``) is stronger: pass it with ``--weights`` when you have it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nrp.errors import WeightsUnavailableError
+
+SHIPPED_FILE = Path(__file__).parent / "weights" / "nrp_lite_effl0.safetensors"
+
+
+def shipped_weights() -> Path:
+    """The shipped purifier's weights file.
+
+    Raises:
+        WeightsUnavailableError: the file is missing from this installation (a broken install or a source
+            checkout without it); the message says how to pass weights instead.
+    """
+    if not SHIPPED_FILE.is_file():
+        raise WeightsUnavailableError(
+            f"the shipped purifier {SHIPPED_FILE.name} is missing from this installation ({SHIPPED_FILE.parent}); "
+            "reinstall nrp-purifier, or pass a purifier with --weights (e.g. the authors' NRP.pth)"
+        )
+    return SHIPPED_FILE
