@@ -32,6 +32,7 @@ from nrp.io.write import write_image
 logger = logging.getLogger(__name__)
 
 CLEAN = "clean"
+STORED_PNG_COMPRESSION = 1  # lossless either way; level 1 writes several times faster than the default 6
 MANIFEST = "manifest.json"
 SSP_MODEL_KEYS = ("backbone", "layer", "backbone_weights")
 SSP_DEFAULTS = {"backbone": "vgg16", "layer": "conv3_3"}
@@ -190,7 +191,7 @@ class Crafter:
 def write_set(adversarial_set: AdversarialSet, stems: list[str], positions: range, images: torch.Tensor) -> None:
     """Store one batch of a set (each file atomically)."""
     for position, image in zip(positions, images):
-        write_image(image, adversarial_set.folder / f"{stems[position]}.png")
+        write_image(image, adversarial_set.folder / f"{stems[position]}.png", png_compression=STORED_PNG_COMPRESSION)
 
 
 def finish_set(adversarial_set: AdversarialSet, count: int, seed: int) -> None:

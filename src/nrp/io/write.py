@@ -60,7 +60,7 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return pixels.permute(1, 2, 0).contiguous().numpy()
 
 
-def write_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 95) -> None:
+def write_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 95, png_compression: int = 6) -> None:
     """Write a (3, H, W) float image in [0, 1] (clamped) to ``path``, atomically.
 
     The format follows the suffix: .png (lossless, the default everywhere), .webp (lossless),
@@ -72,6 +72,8 @@ def write_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 
         image: tensor (3, H, W), values in [0, 1].
         path: output file; its suffix picks the format (case-insensitive).
         quality: JPEG quality, 1 to 95 is sensible; ignored by the lossless formats.
+        png_compression: zlib level of PNG files, 0-9 (still lossless: 1 writes several times faster, a
+            little larger; the evaluation harness uses it for its stored image sets).
 
     Raises:
         InputError: unknown suffix, or an image that ``to_uint8`` refuses.
@@ -92,6 +94,8 @@ def write_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 
         if not _jpeg_warned:
             logger.warning("writing JPEG: lossy compression re-quantises the image and alters small perturbations")
             _jpeg_warned = True
+    if image_format == "PNG":
+        options = {"compress_level": png_compression}
     pil_image = Image.fromarray(to_uint8(image))
     with atomic_path(path) as tmp:
         pil_image.save(tmp, format=image_format, **options)
