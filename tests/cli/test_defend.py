@@ -47,8 +47,10 @@ def test_bad_parameters_are_refused_before_any_image_is_written(photos, tmp_path
     assert not (tmp_path / "out").exists()
 
 
-def test_the_purifier_defense_needs_its_weights(photos, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exited:
-        main(["defend", "nrp", str(photos), "--out", str(tmp_path / "out")])
-    assert exited.value.code == exit_codes.USAGE
-    assert "--weights" in capsys.readouterr().err
+def test_the_purifier_defense_defaults_to_the_shipped_purifier(photos, tmp_path):
+    from nrp.io.read import read_image
+    from nrp.purifiers import Purifier, load_network, shipped_weights
+    assert main(["defend", "nrp", str(photos / "a.png"), "--out", str(tmp_path / "out")]) == exit_codes.OK
+    with torch.inference_mode():
+        expected = Purifier(load_network(shipped_weights()))(read_image(photos / "a.png")[None])[0]
+    assert (read_image(tmp_path / "out" / "a.png") - expected).abs().max() <= 0.5 / 255 + 1e-6

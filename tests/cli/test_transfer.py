@@ -9,8 +9,8 @@ from PIL import Image
 from nrp.attacks import get_attack
 from nrp.cli import exit_codes
 from nrp.cli.main import main
-from nrp.features import build_classifier
 from nrp.io import read_image
+from nrp.zoo import create_model
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def attack(args, squeezenet, out) -> int:
 def test_mi_fgsm_output_equals_the_python_function_with_the_csv_labels(classes, squeezenet, tmp_path):
     code = attack(["mi_fgsm", str(classes), "--labels", str(tmp_path / "labels.csv"), "--steps", "3", "--batch-size", "4"], squeezenet, tmp_path / "adv")
     assert code == exit_codes.OK
-    model = build_classifier("squeezenet1_1", weights=squeezenet)
+    model = create_model("squeezenet1_1", weights=squeezenet)  # the zoo's classifier: resize/crop and normalisation inside
     x = torch.stack([read_image(classes / "ant" / "ant0.png"), read_image(classes / "ant" / "ant1.png")])
     expected = get_attack("mi_fgsm")(model, x, torch.tensor([5, 5]), steps=3)
     written = read_image(tmp_path / "adv" / "ant" / "ant0.png")
