@@ -75,7 +75,8 @@ def write_grid(run: ClassificationRun, config: EvalConfig, path: Path) -> Path |
             row.append(f"{names[label] if label < len(names) else label}{mark}")
         captions.append(row)
     images = [[clean[i].cpu(), adversarial[i].cpu(), defended[i].cpu()] for i in range(len(stems))]
-    titles = ["clean", f"{chosen.attack_label} ({chosen.source}, eps {chosen.eps:g})", f"{defense_label}"]
+    titles = [f"clean (labels: {config.targets[0]})", f"{chosen.attack_label} ({chosen.source}, eps {chosen.eps:g})",
+              f"{defense_label}"]
     from nrp.eval.reports.grid import image_grid
     return image_grid(images, captions, path, column_titles=titles)
 

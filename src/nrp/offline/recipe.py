@@ -165,7 +165,7 @@ def _training_photos(opencv_data: Path) -> Iterable[tuple[str, str, Callable[[Pa
     for name, array in _sklearn_arrays():
         yield "sklearn", f"{name}.png", _png_writer(array)
     if not opencv_data.is_dir():
-        logger.warning("OpenCV's example photos are missing (%s): apt-get install opencv-doc adds ~34 training photos", opencv_data)
+        logger.warning("OpenCV's example photos are missing (%s): apt-get install opencv-doc adds 32 training and 2 validation photos", opencv_data)
         return
     for name in OPENCV_PHOTOS:
         path = opencv_data / name
