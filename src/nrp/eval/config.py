@@ -12,6 +12,7 @@ from nrp.errors import InputError
 from nrp.units import check_pixel_budget
 
 NO_DEFENSE = "none"
+LABEL_FREE_ATTACKS = ("ssp", "fff", "precomputed")  # crafted without a source classifier
 ENSEMBLE_JOIN = "+"
 
 
@@ -74,7 +75,7 @@ class EvalConfig:
             raise InputError("no run folder: set 'out' (or --out)")
         if not self.targets:
             raise InputError("no target models: set 'targets'")
-        if self.attacks and not self.sources and any(a.name != "ssp" for a in self.attack_components()):
+        if self.attacks and not self.sources and any(a.name not in LABEL_FREE_ATTACKS for a in self.attack_components()):
             raise InputError("transfer attacks need source models: set 'sources'")
         for value in self.eps:
             check_pixel_budget("eps", value)

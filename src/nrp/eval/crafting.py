@@ -25,7 +25,7 @@ from nrp.attacks import ssp
 from nrp.attacks.fff import apply_universal, fff
 from nrp.attacks.registry import get_attack
 from nrp.errors import InputError
-from nrp.eval.config import Component
+from nrp.eval.config import LABEL_FREE_ATTACKS, Component
 from nrp.eval.models import ModelBank
 from nrp.io.write import write_image
 
@@ -36,7 +36,6 @@ STORED_PNG_COMPRESSION = 1  # lossless either way; level 1 writes several times 
 MANIFEST = "manifest.json"
 SSP_MODEL_KEYS = ("backbone", "layer", "backbone_weights")
 SSP_DEFAULTS = {"backbone": "vgg16", "layer": "conv3_3"}
-LABEL_FREE = ("ssp", "fff", "precomputed")
 PRECOMPUTED = "precomputed"  # adversarial images made elsewhere (e.g. by CDA's generators), read from a folder by name
 
 
@@ -73,7 +72,7 @@ def plan_sets(run_dir: Path, sources: list[str], attacks: list[Component], eps_v
     sets = []
     for attack in attacks:
         for eps in eps_values:
-            attack_sources = [attack_source(attack)] if attack.name in LABEL_FREE else sources
+            attack_sources = [attack_source(attack)] if attack.name in LABEL_FREE_ATTACKS else sources
             for source in attack_sources:
                 folder = run_dir / "sets" / safe_name(source) / safe_name(attack.label) / f"eps{eps:g}"
                 sets.append(AdversarialSet(source, attack, eps, folder))

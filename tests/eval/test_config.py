@@ -1,0 +1,59 @@
+"""Experiment files: components, labels, validation with one-line errors, flags over file keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from nrp.errors import InputError
+from nrp.eval.config import Component, load_eval_config
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "experiment.yaml"
+    path.write_text(text)
+    return path
+
+
+BASE = "images: imgs\nout: run\ntargets: [m]\n"
+
+
+def test_components_and_default_labels():
+    assert Component.parse("jpeg", "defense") == Component("jpeg", {}, "jpeg")
+    parsed = Component.parse({"name": "jpeg", "quality": 75}, "defense")
+    assert parsed.params == {"quality": 75} and parsed.label == "jpeg(quality=75)"
+    assert Component.parse({"name": "nrp", "weights": "NRP.pth"}, "defense").label == "nrp"
+    assert Component.parse({"name": "tvm", "label": "TVM"}, "defense").label == "TVM"
+    with pytest.raises(InputError, match="mapping with a 'name' key"):
+        Component.parse({"quality": 75}, "defense")
+
+
+def test_flags_override_the_file_and_comma_lists_split(tmp_path):
+    path = write(tmp_path, BASE + "sources: [a]\nattacks: [fgsm]\neps: [8]\n")
+    config = load_eval_config(path, {"targets": "x,y", "eps": [4.0, 16.0], "out": "elsewhere", "batch_size": None})
+    assert config.targets == ["x", "y"] and config.eps == [4.0, 16.0] and config.out == "elsewhere"
+    assert config.batch_size == 16
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("unknown: 1\n", "unknown keys unknown"),
+    ("eps: [300]\n", r"eps must be in \[0, 255\] pixel units, got 300"),
+    ("attacks: [fgsm]\n", "transfer attacks need source models"),
+    ("defenses: [jpeg, jpeg]\n", "defense labels must be unique"),
+    ("batch_size: 0\n", "batch_size must be >= 1"),
+])
+def test_bad_files_are_refused_in_one_line(tmp_path, extra, message):
+    with pytest.raises(InputError, match=message):
+        load_eval_config(write(tmp_path, BASE + extra), {})
+
+
+def test_label_free_attacks_need_no_source(tmp_path):
+    path = write(tmp_path, BASE + "attacks: [{name: ssp}, {name: precomputed, folder: x}]\n")
+    assert [a.name for a in load_eval_config(path, {}).attack_components()] == ["ssp", "precomputed"]
+
+
+def test_shipped_experiment_files_load():
+    from pathlib import Path
+    root = Path(__file__).parents[2] / "configs"
+    for name in ("table1.yaml", "table5_ssp.yaml"):
+        config = load_eval_config(root / name, {})
+        assert config.targets and config.defense_components()
