@@ -54,6 +54,6 @@ def test_label_free_attacks_need_no_source(tmp_path):
 def test_shipped_experiment_files_load():
     from pathlib import Path
     root = Path(__file__).parents[2] / "configs"
-    for name in ("table1.yaml", "table5_ssp.yaml"):
+    for name in ("table1.yaml", "table2_cda.yaml", "table5_ssp.yaml"):
         config = load_eval_config(root / name, {})
         assert config.targets and config.defense_components()

@@ -90,6 +90,9 @@ class EvalConfig:
         labels = [c.label for c in self.attack_components()]
         if len(set(labels)) != len(labels):
             raise InputError(f"attack labels must be unique, got {', '.join(labels)} (give each a 'label')")
+        if self.cross_task is not None:
+            from nrp.eval.cross_task_config import CrossTaskConfig
+            CrossTaskConfig.parse(self.cross_task, self.eps)  # fail at the start, not after the classification run
 
     def attack_components(self) -> list[Component]:
         """The attacks as :class:`Component` s."""

@@ -1,0 +1,219 @@
+"""The cross-task protocol (paper Table 2's detection and segmentation blocks, Tables 4, 6, 7): score task models
+on clean and label-free adversarial images behind each defense.
+
+Stages, each resumable:
+
+1. the images of the ``cross_task`` section are listed (:func:`~nrp.eval.cross_task_sets.load_task_images`);
+2. every (attack, eps) set is stored as PNG (:func:`~nrp.eval.cross_task_sets.store_set`);
+3. every (set, defense, model) is scored — the clean images read from their own files — and the scores are kept
+   as ``RUN/cross_task/scores/<set>/<defense>/<model>.json`` (written atomically), so re-runs skip them.
+
+Each image is decoded once per set and defended once per defense; every model then scores the defended image. A
+randomised defense draws from the global RNG seeded by (run seed, set, defense, image stem) inside
+``torch.random.fork_rng``, as the classification protocol does, so scores do not depend on the order of work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nrp.atomic import atomic_path
+from nrp.errors import InputError
+from nrp.eval.coco import CocoDataset, read_mask
+from nrp.eval.config import EvalConfig
+from nrp.eval.crafting import batch_generator, safe_name
+from nrp.eval.cross_task_config import CrossTaskConfig
+from nrp.eval.cross_task_sets import TaskImage, TaskSet, fingerprint, load_task_images, plan_task_sets, store_set
+from nrp.eval.detection import DetectionScorer, build_detector, detect
+from nrp.eval.protocol import ProgressFactory, silent_progress
+from nrp.eval.segmentation import SegmentationScorer, build_segmenter, segment
+from nrp.io import read_image
+
+logger = logging.getLogger(__name__)
+
+FOLDER = "cross_task"
+TASK_OF_METRIC: dict[str, str] = {
+    "bbox_map50": "detection",
+    "segm_map50": "instance_segmentation",
+    "pixel_accuracy": "semantic_segmentation",
+    "mean_iou": "semantic_segmentation",
+}
+Scorer = DetectionScorer | SegmentationScorer
+
+
+class TaskModels:
+    """The detectors, segmenters and SSP feature extractors, each built once, on first use.
+
+    Args:
+        cross: the section (which names are detectors, the segmenters' ``num_classes``, ``weights``).
+        device: where models run.
+        weights: weights files by model or backbone name (the experiment's ``model_weights``, then ``cross.weights``).
+        provided: ready-made modules by name (detector/segmenter names, or ``backbone:layer`` for a feature
+            extractor), used as they are: a user's own models, tests' tiny ones.
+    """
+
+    def __init__(self, cross: CrossTaskConfig, device: torch.device, weights: Mapping[str, str] | None = None,
+                 provided: Mapping[str, nn.Module] | None = None) -> None:
+        self.cross = cross
+        self.device = device
+        self.weights = {**(weights or {}), **cross.weights}
+        self.cache = {name: module.to(device).eval().requires_grad_(False) for name, module in (provided or {}).items()}
+
+    def model(self, name: str) -> nn.Module:
+        """The detector or segmenter ``name`` (torchvision's pretrained weights unless ``weights`` names a file)."""
+        if name not in self.cache:
+            if name in self.cross.detectors:
+                model = build_detector(name, weights=self.weights.get(name))
+            else:
+                model = build_segmenter(name, weights=self.weights.get(name), num_classes=self.cross.num_classes)
+            self.cache[name] = model.to(self.device).eval()
+        return self.cache[name]
+
+    def feature_extractor(self, backbone: str, layer: str, weights: str | None = None) -> nn.Module:
+        """SSP's frozen feature extractor: ``layer`` of ``backbone``."""
+        key = f"{backbone}:{layer}"
+        if key not in self.cache:
+            from nrp.features import build_feature_extractor
+            extractor = build_feature_extractor(backbone, layer, weights=weights or self.weights.get(backbone))
+            self.cache[key] = extractor.to(self.device)
+        return self.cache[key]
+
+
+def run_cross_task(
+    config: EvalConfig,
+    defenses: Mapping[str, nn.Module],
+    device: torch.device | str,
+    progress: ProgressFactory = silent_progress,
+    models: Mapping[str, nn.Module] | None = None,
+) -> list[dict[str, Any]]:
+    """Store the attacked sets of ``config.cross_task`` and score every (set, defense, model); resumes.
+
+    Args:
+        config: the experiment; its ``cross_task`` section (:class:`CrossTaskConfig`), ``eps`` (the default
+            budgets, 0-255), ``seed``, ``out`` (results go to ``out/cross_task``) and ``model_weights`` are used.
+        defenses: ``{label: module}`` mapping [0, 1] images (1, 3, H, W) to [0, 1]; the section's ``defenses``
+            picks some by label.
+        device: where attacks, defenses and models run.
+        progress: progress-bar factory ``(description, total)``.
+        models: ready-made modules by name, see :class:`TaskModels`.
+
+    Returns:
+        Rows ``{task, attack, eps, defense, model, metric, value}`` (see
+        :class:`~nrp.eval.reports.rows.CrossTaskRow`): the clean images are attack ``clean`` at eps 0;
+        Mask R-CNN gives ``bbox_map50`` (task detection) and ``segm_map50`` (instance_segmentation), box-only
+        detectors ``bbox_map50``, segmenters ``pixel_accuracy`` and ``mean_iou`` (semantic_segmentation).
+
+    Raises:
+        InputError: a bad section (see :meth:`CrossTaskConfig.parse`), an unknown defense label, or bad data.
+    """
+    cross = CrossTaskConfig.parse(config.cross_task or {}, config.eps)
+    chosen = _choose_defenses(cross, defenses)
+    device = torch.device(device)
+    run_dir = Path(config.out) / FOLDER
+    images, coco = load_task_images(cross)
+    bank = TaskModels(cross, device, config.model_weights, models)
+    sets = plan_task_sets(run_dir, cross)
+    for task_set in sets[1:]:
+        store_set(task_set, images, bank.feature_extractor, config.seed, device, progress)
+    rows = []
+    for task_set in sets:
+        scores = score_set(task_set, images, coco, chosen, bank, run_dir, config.seed, progress)
+        for (defense, model), values in scores.items():
+            rows.extend({"task": TASK_OF_METRIC[metric], "attack": task_set.label, "eps": task_set.eps,
+                         "defense": defense, "model": model, "metric": metric, "value": value}
+                        for metric, value in values.items())
+    return rows
+
+
+def _choose_defenses(cross: CrossTaskConfig, defenses: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
+    if cross.defenses is None:
+        return dict(defenses)
+    unknown = [label for label in cross.defenses if label not in defenses]
+    if unknown:
+        raise InputError(f"cross_task defenses: unknown labels {', '.join(unknown)}; the experiment's defenses: "
+                         f"{', '.join(defenses)}")
+    return {label: defenses[label] for label in cross.defenses}
+
+
+def score_path(run_dir: Path, task_set: TaskSet, defense: str, model: str) -> Path:
+    """Where the scores of ``model`` behind ``defense`` on ``task_set`` are kept."""
+    return run_dir / "scores" / task_set.relative / safe_name(defense) / f"{safe_name(model)}.json"
+
+
+def score_set(
+    task_set: TaskSet,
+    images: list[TaskImage],
+    coco: CocoDataset | None,
+    defenses: Mapping[str, nn.Module],
+    models: TaskModels,
+    run_dir: Path,
+    seed: int,
+    progress: ProgressFactory = silent_progress,
+) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(defense, model): {metric: value}}`` on ``task_set``, computing only those not kept from an earlier run."""
+    listing = fingerprint(images)
+    names = [*models.cross.detectors, *models.cross.segmenters]
+    scores: dict[tuple[str, str], dict[str, float]] = {}
+    missing: dict[str, list[str]] = {}
+    for defense in defenses:
+        for name in names:
+            kept = _read_scores(score_path(run_dir, task_set, defense, name), listing)
+            if kept is None:
+                missing.setdefault(defense, []).append(name)
+            else:
+                scores[(defense, name)] = kept
+    if not missing:
+        return scores
+    scorers: dict[tuple[str, str], Scorer] = {
+        (defense, name): DetectionScorer(coco) if name in models.cross.detectors
+        else SegmentationScorer(models.cross.num_classes)
+        for defense, todo in missing.items() for name in todo
+    }
+    with torch.no_grad(), progress(f"cross-task scores {task_set.label} eps {task_set.eps:g}", len(images)) as bar:
+        for image in images:
+            x = read_image(task_set.path(image)).to(models.device)[None]
+            target = _target_mask(image, x)
+            for defense, todo in missing.items():
+                with torch.random.fork_rng(devices=[]):
+                    generator = batch_generator(seed, f"{task_set.key}/{defense}/{image.stem}", 0)
+                    torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+                    defended = defenses[defense](x).clamp(0, 1)
+                for name in todo:
+                    scorer = scorers[(defense, name)]
+                    if isinstance(scorer, DetectionScorer) and image.image_id is not None:
+                        scorer.update([image.image_id], detect(models.model(name), defended))
+                    elif isinstance(scorer, SegmentationScorer) and target is not None:
+                        scorer.update(segment(models.model(name), defended).cpu(), target[None])
+            bar.update(1)
+    for (defense, name), scorer in scorers.items():
+        scores[(defense, name)] = scorer.compute()
+        _write_scores(score_path(run_dir, task_set, defense, name), scores[(defense, name)], listing, len(images))
+    return {(defense, name): scores[(defense, name)] for defense in defenses for name in names}
+
+
+def _target_mask(image: TaskImage, x: torch.Tensor) -> torch.Tensor | None:
+    if image.mask is None:
+        return None
+    mask = read_mask(image.mask)
+    if tuple(mask.shape) != tuple(x.shape[-2:]):
+        raise InputError(f"mask {image.mask} is {tuple(mask.shape)} but its image is {tuple(x.shape[-2:])} (H, W)")
+    return mask
+
+
+def _read_scores(path: Path, listing: str) -> dict[str, float] | None:
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record["scores"] if record.get("fingerprint") == listing else None
+
+
+def _write_scores(path: Path, scores: dict[str, float], listing: str, count: int) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"scores": scores, "images": count, "fingerprint": listing}, indent=1))
