@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--val-images", type=int, help=f"validation images used (default {DEFAULTS.val_images})")
     add("--purifier", choices=sorted(PURIFIERS), help=f"architecture (default {DEFAULTS.purifier})")
     add("--width", type=int, help="purifier feature channels (default: the architecture's, 64)")
-    add("--blocks", type=int, help="purifier blocks (default: the architecture's, 23)")
+    add("--blocks", type=int, help="purifier blocks (default: the architecture's: 23 for nrp and nrp_resg, 8 for nrp_lite)")
     add("--growth", type=int, help="NRP dense growth channels (default 32)")
     add("--critic-width", type=int, help=f"critic base channels (default {DEFAULTS.critic_width})")
     add("--iterations", type=int, help=f"total iterations (default {DEFAULTS.iterations})")
