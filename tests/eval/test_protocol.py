@@ -119,3 +119,10 @@ def test_precomputed_adversarial_images_are_read_by_name_and_clipped_into_the_ba
         expected = (read_image(clean) + 16 / 255).clamp(max=1.0)
         assert torch.allclose(read_image(adversarial), expected, atol=0.5 / 255)
     assert {r["source"] for r in run.rows} == {"clean", "precomputed"}
+
+
+def test_an_unknown_model_fails_before_anything_is_stored(grey_images, tmp_path, tiny_models):
+    from nrp.errors import InputError
+    with pytest.raises(InputError, match="unknown model 'no_such_model'"):
+        run_classification(config_for(grey_images, tmp_path, targets=["right", "no_such_model"]), DistributedContext(), tiny_models)
+    assert not (tmp_path / "run").exists()

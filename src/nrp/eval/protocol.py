@@ -76,6 +76,8 @@ def run_classification(
     images = load_eval_images(config.images, config.labels, config.label_offset, config.max_images)
     stems = images.stems()
     models = ModelBank(context.device, config.model_weights, provided_models)
+    for name in [*config.targets, *config.sources]:
+        models.classifier(name)  # unknown names and missing weights fail here, before any work is stored
     clean = clean_set(run_dir)
     _store_clean(clean, images, config, context, progress)
     sets = plan_sets(run_dir, config.sources, config.attack_components(), config.eps)
