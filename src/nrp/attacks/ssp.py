@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import torch
 
+from nrp.attacks.checks import check_kernel_size
 from nrp.attacks.distances import get_distance
+from nrp.attacks.transforms import gaussian_kernel1d, smooth_gradient
 from nrp.errors import InputError
 
 DEFAULT_EPS = 16 / 255
@@ -26,6 +28,7 @@ def ssp(
     generator: torch.Generator | None = None,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
     init: torch.Tensor | None = None,
+    ti_kernel: int | None = None,
 ) -> torch.Tensor:
     """Label-free attack: maximise the distortion of ``feature_extractor``'s features inside an L-inf ball.
 
@@ -48,6 +51,9 @@ def ssp(
             per-sample feature distance of the iterate the step started from.
         init: an explicit first iterate ``(B, 3, H, W)`` replacing the random start (e.g. noise drawn for a
             whole global batch and sliced per process, so that distributed training matches one process).
+        ti_kernel: an extension, not in the paper: smooth each step's gradient with TI's Gaussian kernel of this
+            odd side (Dong et al., CVPR 2019) before taking its sign, which gives low-frequency feature
+            distortions like those of TI attacks; ``None`` (default): Algorithm 1 as published.
 
     Returns:
         adversarial images ``(B, 3, H, W)`` in [0, 1] with ``|x_adv - x| <= eps``, detached.
@@ -60,17 +66,21 @@ def ssp(
         True
     """
     _validate(x, eps, step_size, steps, start)
+    check_kernel_size(ti_kernel)
     measure = get_distance(distance)
     x = x.detach()
     with torch.no_grad():
         clean_features = feature_extractor(x)
     lower, upper = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
+    kernel = None if ti_kernel is None else gaussian_kernel1d(ti_kernel, dtype=x.dtype, device=x.device)
     x_adv = _random_start(x, eps, start, generator) if init is None else init.detach().to(x)
     for step in range(steps):
         x_adv.requires_grad_(True)
         per_sample = measure(feature_extractor(x_adv), clean_features)
         (gradient,) = torch.autograd.grad(per_sample.sum(), x_adv)
         with torch.no_grad():
+            if kernel is not None:
+                gradient = smooth_gradient(gradient, kernel)
             x_adv = torch.minimum(torch.maximum(x_adv + step_size * gradient.sign(), lower), upper)
         if on_step is not None:
             on_step(step, per_sample.detach())

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from nrp.attacks.checks import check_kernel_size
 from nrp.config_files import read_config_mapping
 from nrp.errors import InputError
 from nrp.training.perturbations import PERTURBATIONS
@@ -40,6 +41,8 @@ class TrainConfig:
     ssp_steps: int = 10
     ssp_step_size: float = 2.55
     ssp_distance: str = "mse"
+    ssp_ti_kernel: int | None = None
+    ssp_ti_fraction: float = 0.5
     noise_std: float = 16.0
     fgsm_model: str | None = None
     fgsm_weights: str | None = None
@@ -83,6 +86,9 @@ class TrainConfig:
             raise InputError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if self.workers < 0:
             raise InputError(f"workers must be >= 0, got {self.workers}")
+        check_kernel_size(self.ssp_ti_kernel)
+        if not 0.0 <= self.ssp_ti_fraction <= 1.0:
+            raise InputError(f"ssp_ti_fraction must be in [0, 1], got {self.ssp_ti_fraction}")
 
     def purifier_arguments(self) -> dict[str, int]:
         """Constructor arguments of the purifier that were set (the rest keep the architecture's defaults)."""

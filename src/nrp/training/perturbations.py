@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from nrp.attacks import fgsm, ssp
+from nrp.attacks.transforms import gaussian_kernel1d, smooth_gradient
 from nrp.errors import InputError
 
 PERTURBATIONS = ("ssp", "gaussian", "fgsm")
@@ -22,6 +23,8 @@ class PerturbationSettings:
     ssp_steps: int = 10
     ssp_step_size: float = 0.01
     ssp_distance: str = "mse"
+    ssp_ti_kernel: int | None = None
+    ssp_ti_fraction: float = 0.5
     noise_std: float = 16 / 255
 
 
@@ -37,7 +40,10 @@ def make_perturbation(
     independent of how the batch is split across processes and lets a resumed run redraw it exactly.
 
     Kinds:
-        ``ssp``: Algorithm 1 on ``feature_extractor``, starting from ``noise`` as the authors' code does.
+        ``ssp``: Algorithm 1 on ``feature_extractor``, starting from ``noise`` as the authors' code does. With
+            ``ssp_ti_kernel`` set (an extension, not in the paper), a share ``ssp_ti_fraction`` of the images
+            gets SSP with TI-smoothed gradients instead, started from the sign of the Gaussian-blurred noise
+            (:func:`mixed_ssp`): low-frequency distortions besides SSP's high-frequency ones.
         ``gaussian``: the paper's GNP ablation, ``x + noise_std * noise`` clipped to the eps ball and [0, 1].
         ``fgsm``: the FGSP ablation, one FGSM step of size eps against ``classifier``'s own predictions.
     """
@@ -45,6 +51,8 @@ def make_perturbation(
     if kind == "ssp":
         if feature_extractor is None:
             raise InputError("the ssp perturbation needs a feature extractor")
+        if settings.ssp_ti_kernel is not None:
+            return lambda x, noise: mixed_ssp(x, noise, feature_extractor, settings)
         return lambda x, noise: ssp(
             x, feature_extractor, eps=eps, step_size=settings.ssp_step_size, steps=settings.ssp_steps,
             distance=settings.ssp_distance, init=noise,
@@ -56,3 +64,35 @@ def make_perturbation(
             raise InputError("the fgsm perturbation needs a classifier (--fgsm-model)")
         return lambda x, noise: fgsm(classifier, x, eps=eps)
     raise InputError(f"unknown perturbation '{kind}'; known: {', '.join(PERTURBATIONS)}")
+
+
+def mixed_ssp(
+    x: torch.Tensor,
+    noise: torch.Tensor,
+    feature_extractor: Callable[[torch.Tensor], torch.Tensor],
+    settings: PerturbationSettings,
+) -> torch.Tensor:
+    """SSP on some images, SSP with TI-smoothed gradients on the others (a share ``ssp_ti_fraction``).
+
+    Which images get the smoothed variant is read off the noise itself (its first value below the normal
+    quantile of the fraction), so the choice follows each sample wherever the global batch is split.
+    """
+    kernel = gaussian_kernel1d(settings.ssp_ti_kernel, dtype=x.dtype, device=x.device)
+    smoothed = _smoothed_share(noise, settings.ssp_ti_fraction)
+    plain = ~smoothed
+    common = {"eps": settings.eps, "step_size": settings.ssp_step_size, "steps": settings.ssp_steps, "distance": settings.ssp_distance}
+    perturbed = torch.empty_like(x)
+    if plain.any():
+        perturbed[plain] = ssp(x[plain], feature_extractor, init=noise[plain], **common)
+    if smoothed.any():
+        start = (x[smoothed] + settings.eps * smooth_gradient(noise[smoothed], kernel).sign()).clamp(0, 1)
+        perturbed[smoothed] = ssp(x[smoothed], feature_extractor, init=start, ti_kernel=settings.ssp_ti_kernel, **common)
+    return perturbed
+
+
+def _smoothed_share(noise: torch.Tensor, fraction: float) -> torch.Tensor:
+    """``(B,)`` mask of the samples whose first noise value falls below the standard normal's ``fraction`` quantile."""
+    if fraction <= 0.0 or fraction >= 1.0:
+        return torch.full((noise.shape[0],), fraction >= 1.0, dtype=torch.bool, device=noise.device)
+    threshold = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(fraction, dtype=torch.float64)).item()
+    return noise[:, 0, 0, 0] < threshold

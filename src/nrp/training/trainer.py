@@ -250,5 +250,7 @@ def _perturbation_settings(config: TrainConfig) -> PerturbationSettings:
         ssp_steps=config.ssp_steps,
         ssp_step_size=config.ssp_step_size / PIXEL_SCALE,
         ssp_distance=config.ssp_distance,
+        ssp_ti_kernel=config.ssp_ti_kernel,
+        ssp_ti_fraction=config.ssp_ti_fraction,
         noise_std=config.noise_std / PIXEL_SCALE,
     )
