@@ -58,3 +58,16 @@ def test_config_refuses_even_kernels_and_bad_fractions():
         TrainConfig(data=["d"], out="o", ssp_ti_kernel=4).validate()
     with pytest.raises(InputError, match="ssp_ti_fraction must be in"):
         TrainConfig(data=["d"], out="o", ssp_ti_kernel=5, ssp_ti_fraction=1.5).validate()
+
+
+@pytest.mark.parametrize("kind", ["ssp", "gaussian"])
+def test_clean_fraction_passes_its_share_through_unperturbed(kind):
+    extractor, x = features(), torch.rand(8, 3, 16, 16)
+    noise = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    settings = PerturbationSettings(ssp_steps=2, clean_fraction=0.5)
+    perturbed = make_perturbation(kind, settings, extractor)(x, noise)
+    full = make_perturbation(kind, PerturbationSettings(ssp_steps=2), extractor)(x, noise)
+    kept = noise[:, 1, 0, 0] < 0  # the median of the standard normal
+    assert torch.equal(perturbed[kept], x[kept])
+    assert torch.equal(perturbed[~kept], full[~kept])
+    assert 0 < int(kept.sum()) < 8

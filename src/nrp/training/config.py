@@ -43,6 +43,7 @@ class TrainConfig:
     ssp_distance: str = "mse"
     ssp_ti_kernel: int | None = None
     ssp_ti_fraction: float = 0.5
+    clean_fraction: float = 0.0
     noise_std: float = 16.0
     fgsm_model: str | None = None
     fgsm_weights: str | None = None
@@ -87,8 +88,9 @@ class TrainConfig:
         if self.workers < 0:
             raise InputError(f"workers must be >= 0, got {self.workers}")
         check_kernel_size(self.ssp_ti_kernel)
-        if not 0.0 <= self.ssp_ti_fraction <= 1.0:
-            raise InputError(f"ssp_ti_fraction must be in [0, 1], got {self.ssp_ti_fraction}")
+        for name in ("ssp_ti_fraction", "clean_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
     def purifier_arguments(self) -> dict[str, int]:
         """Constructor arguments of the purifier that were set (the rest keep the architecture's defaults)."""

@@ -26,6 +26,7 @@ class PerturbationSettings:
     ssp_ti_kernel: int | None = None
     ssp_ti_fraction: float = 0.5
     noise_std: float = 16 / 255
+    clean_fraction: float = 0.0
 
 
 def make_perturbation(
@@ -38,6 +39,8 @@ def make_perturbation(
 
     The caller draws ``noise`` (for the whole global batch, then its own slice), which makes the result
     independent of how the batch is split across processes and lets a resumed run redraw it exactly.
+    With ``clean_fraction`` > 0 (an extension, not in the paper) that share of the images is passed through
+    unperturbed, so the purifier also learns to leave clean images alone (:func:`keep_some_clean`).
 
     Kinds:
         ``ssp``: Algorithm 1 on ``feature_extractor``, starting from ``noise`` as the authors' code does. With
@@ -47,6 +50,19 @@ def make_perturbation(
         ``gaussian``: the paper's GNP ablation, ``x + noise_std * noise`` clipped to the eps ball and [0, 1].
         ``fgsm``: the FGSP ablation, one FGSM step of size eps against ``classifier``'s own predictions.
     """
+    source = _make_source(kind, settings, feature_extractor, classifier)
+    if settings.clean_fraction <= 0.0:
+        return source
+    return lambda x, noise: keep_some_clean(source, x, noise, settings.clean_fraction)
+
+
+def _make_source(
+    kind: str,
+    settings: PerturbationSettings,
+    feature_extractor: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    classifier: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Perturbation:
+    """The perturbation of ``kind`` alone (see :func:`make_perturbation`)."""
     eps = settings.eps
     if kind == "ssp":
         if feature_extractor is None:
@@ -78,7 +94,7 @@ def mixed_ssp(
     quantile of the fraction), so the choice follows each sample wherever the global batch is split.
     """
     kernel = gaussian_kernel1d(settings.ssp_ti_kernel, dtype=x.dtype, device=x.device)
-    smoothed = _smoothed_share(noise, settings.ssp_ti_fraction)
+    smoothed = _below_quantile(noise[:, 0, 0, 0], settings.ssp_ti_fraction)
     plain = ~smoothed
     common = {"eps": settings.eps, "step_size": settings.ssp_step_size, "steps": settings.ssp_steps, "distance": settings.ssp_distance}
     perturbed = torch.empty_like(x)
@@ -90,9 +106,22 @@ def mixed_ssp(
     return perturbed
 
 
-def _smoothed_share(noise: torch.Tensor, fraction: float) -> torch.Tensor:
-    """``(B,)`` mask of the samples whose first noise value falls below the standard normal's ``fraction`` quantile."""
+def _below_quantile(values: torch.Tensor, fraction: float) -> torch.Tensor:
+    """``(B,)`` mask of the standard-normal ``values`` below the ``fraction`` quantile (exact at 0 and 1)."""
     if fraction <= 0.0 or fraction >= 1.0:
-        return torch.full((noise.shape[0],), fraction >= 1.0, dtype=torch.bool, device=noise.device)
+        return torch.full(values.shape, fraction >= 1.0, dtype=torch.bool, device=values.device)
     threshold = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(fraction, dtype=torch.float64)).item()
-    return noise[:, 0, 0, 0] < threshold
+    return values < threshold
+
+
+def keep_some_clean(source: Perturbation, x: torch.Tensor, noise: torch.Tensor, fraction: float) -> torch.Tensor:
+    """``source(x, noise)``, except that a share ``fraction`` of the images is returned unperturbed.
+
+    The choice is read off the noise (its second value below the standard normal's ``fraction`` quantile),
+    so it follows each sample wherever the global batch is split; only the other images are perturbed.
+    """
+    keep = _below_quantile(noise[:, 1, 0, 0], fraction)
+    perturbed = x.clone()
+    if (~keep).any():
+        perturbed[~keep] = source(x[~keep], noise[~keep])
+    return perturbed

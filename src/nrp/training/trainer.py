@@ -252,5 +252,6 @@ def _perturbation_settings(config: TrainConfig) -> PerturbationSettings:
         ssp_distance=config.ssp_distance,
         ssp_ti_kernel=config.ssp_ti_kernel,
         ssp_ti_fraction=config.ssp_ti_fraction,
+        clean_fraction=config.clean_fraction,
         noise_std=config.noise_std / PIXEL_SCALE,
     )
