@@ -140,3 +140,11 @@ def test_missing_backbone_weights_offline_fail_with_the_file_name(tiny_config, t
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(WeightsUnavailableError, match="vgg16-397923af.pth"):
         Trainer(tiny_config(backbone_weights=None))
+
+
+def test_validation_perturbs_every_image_even_when_training_keeps_some_clean(tiny_config):
+    trainer = Trainer(tiny_config(clean_fraction=1.0))
+    clean = trainer.validation_images
+    assert torch.equal(trainer.perturb_batch(clean, 0), clean)  # training: every image kept clean
+    scores = trainer.validate()
+    assert scores["psnr_perturbed"] < 60  # validation: SSP on every image (a clean copy would score ~inf)

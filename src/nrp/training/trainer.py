@@ -6,6 +6,7 @@ Eq. 8 with the critic frozen, then updates the critic on real vs. purified (deta
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -71,7 +72,12 @@ class Trainer:
             build_classifier(config.fgsm_model, weights=config.fgsm_weights).to(self.device)
             if config.perturbation == "fgsm" else None
         )
-        self.perturb = make_perturbation(config.perturbation, _perturbation_settings(config), self.feature_extractor, classifier)
+        settings = _perturbation_settings(config)
+        self.perturb = make_perturbation(config.perturbation, settings, self.feature_extractor, classifier)
+        # Validation scores what the purifier does to perturbed images, so none are left clean there.
+        self.validation_perturb = make_perturbation(
+            config.perturbation, dataclasses.replace(settings, clean_fraction=0.0), self.feature_extractor, classifier
+        )
         self.weights = LossWeights(*config.loss_weights)
 
         torch.manual_seed(config.seed)
@@ -86,10 +92,11 @@ class Trainer:
 
     # -- one iteration ---------------------------------------------------------------------------------
 
-    def perturb_batch(self, clean: torch.Tensor, iteration: int) -> torch.Tensor:
+    def perturb_batch(self, clean: torch.Tensor, iteration: int, validation: bool = False) -> torch.Tensor:
         """Craft x' for this process's share of global batch ``iteration`` (Algorithm 1 by default)."""
+        perturb = self.validation_perturb if validation else self.perturb
         with self._autocast():
-            return self.perturb(clean, self._noise(iteration, clean.shape))
+            return perturb(clean, self._noise(iteration, clean.shape))
 
     def purifier_step(self, clean: torch.Tensor, perturbed: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Update the purifier on Eq. 8 with the critic frozen; returns the purified batch and the losses."""
@@ -169,7 +176,7 @@ class Trainer:
         if self.validation_images is None or not self.context.is_main:
             return None
         clean = self.validation_images.to(self.device)
-        perturbed = self.perturb_batch(clean, VALIDATION_NOISE_ITERATION)
+        perturbed = self.perturb_batch(clean, VALIDATION_NOISE_ITERATION, validation=True)
         grid = self.run_dir / "validation" / f"iteration_{self.iteration:08d}.png"
         scores = validate(self.purifier, self.feature_extractor, clean, perturbed, grid)
         self.metrics.write(self.iteration, "val", scores)
