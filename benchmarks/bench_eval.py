@@ -98,7 +98,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="nrp-bench-eval-"))
     try:
         write_photos(work / "photos", args.images)
-        images = torch.stack([torch.from_numpy(np.asarray(Image.open(p))).permute(2, 0, 1).float() / 255
+        images = torch.stack([torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1).float() / 255
                               for p in sorted((work / "photos").iterdir())])
         labels = torch.tensor([i % 1000 for i in range(args.images)])
         run_evaluation(config(work, "warm", args.batch_size), bank)  # stores the sets the eval-only timing reuses
