@@ -149,14 +149,19 @@ def detect(model: nn.Module, images: torch.Tensor | Sequence[torch.Tensor]) -> l
         low, high = float(image.min()), float(image.max())
         if low < 0.0 or high > 1.0:
             raise InputError(f"images must be in [0, 1], got values in [{low:.3g}, {high:.3g}]")
+    outputs = run_in_eval_mode(model, batch)
+    return [{key: value.detach() for key, value in output.items()} for output in outputs]
+
+
+def run_in_eval_mode(model: nn.Module, inputs: Any) -> Any:
+    """``model(inputs)`` in eval mode without gradients, leaving the caller's train/eval mode as it was."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            outputs = model(batch)
+            return model(inputs)
     finally:
         model.train(was_training)
-    return [{key: value.detach() for key, value in output.items()} for output in outputs]
 
 
 def to_coco_results(

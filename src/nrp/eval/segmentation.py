@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from nrp.checkpoints import read_checkpoint
 from nrp.errors import InputError
-from nrp.eval.detection import build_torchvision_model
+from nrp.eval.detection import build_torchvision_model, run_in_eval_mode
 from nrp.features.backbones import IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger(__name__)
@@ -111,13 +111,7 @@ def segment(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     low, high = float(images.min()), float(images.max())
     if low < 0.0 or high > 1.0:
         raise InputError(f"images must be in [0, 1], got values in [{low:.3g}, {high:.3g}]")
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(images)
-    finally:
-        model.train(was_training)
+    logits = run_in_eval_mode(model, images)
     if isinstance(logits, dict):
         logits = logits["out"]
     if logits.dim() != 4 or logits.shape[0] != images.shape[0]:
