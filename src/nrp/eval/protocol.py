@@ -90,7 +90,7 @@ def run_classification(
                 for component in config.defense_components()}
     for adversarial_set in [clean, *sets]:
         _predict(adversarial_set, stems, defenses, models, config, context, progress)
-    rows = _rows(run_dir, clean, sets, list(defenses), config.targets, labels, targets, config)
+    rows = _rows(run_dir, clean, sets, list(defenses), config.targets, labels, targets)
     return ClassificationRun(rows, images, clean, sets, models, defenses)
 
 
@@ -169,27 +169,31 @@ def _barrier(context: DistributedContext) -> None:
 
 
 def _rows(run_dir: Path, clean: AdversarialSet, sets: list[AdversarialSet], defenses: list[str], target_models: list[str],
-          labels: torch.Tensor | None, targets: torch.Tensor | None, config: EvalConfig) -> list[dict[str, Any]]:
+          labels: torch.Tensor | None, targets: torch.Tensor | None) -> list[dict[str, Any]]:
+    clean_top5 = {(d, t): load_predictions(prediction_path(run_dir, clean, d, t)) for d in defenses for t in target_models}
+    clean_top1 = {pair: classification_metrics(top5, labels, None)["top1"] for pair, top5 in clean_top5.items()}
     rows = []
     for adversarial_set in [clean, *sets]:
-        targeted = adversarial_set.attack is not None and adversarial_set.attack.params.get("target") is not None
+        aimed = _aimed_targets(adversarial_set, targets)
         for defense in defenses:
             for target in target_models:
-                clean_top5 = load_predictions(prediction_path(run_dir, clean, defense, target))
-                top5 = load_predictions(prediction_path(run_dir, adversarial_set, defense, target))
-                is_clean = adversarial_set is clean
-                aimed = _aimed_targets(adversarial_set, targets) if targeted else None
-                metrics = classification_metrics(top5, labels, None if is_clean else clean_top5[:, 0], aimed)
-                clean_top1 = classification_metrics(clean_top5, labels, None)["top1"]
+                reference = clean_top5[defense, target]
+                if adversarial_set is clean:
+                    metrics = classification_metrics(reference, labels, None, aimed)
+                else:
+                    top5 = load_predictions(prediction_path(run_dir, adversarial_set, defense, target))
+                    metrics = classification_metrics(top5, labels, reference[:, 0], aimed)
                 rows.append({"source": adversarial_set.source, "attack": adversarial_set.attack_label,
                              "eps": adversarial_set.eps, "defense": defense, "target": target, **metrics,
-                             "clean_top1": clean_top1})
+                             "clean_top1": clean_top1[defense, target]})
     return rows
 
 
 def _aimed_targets(adversarial_set: AdversarialSet, targets: torch.Tensor | None) -> torch.Tensor | None:
-    aim = adversarial_set.attack.params.get("target")
-    return targets if aim == "dataset" else None
+    """The dataset's target classes for an attack aimed at them (``target: dataset``), else ``None``."""
+    if adversarial_set.attack is None or adversarial_set.attack.params.get("target") != "dataset":
+        return None
+    return targets
 
 
 def _build_defense(name: str, params: dict[str, Any], device: torch.device) -> nn.Module:
