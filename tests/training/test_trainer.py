@@ -148,3 +148,13 @@ def test_validation_perturbs_every_image_even_when_training_keeps_some_clean(tin
     assert torch.equal(trainer.perturb_batch(clean, 0), clean)  # training: every image kept clean
     scores = trainer.validate()
     assert scores["psnr_perturbed"] < 60  # validation: SSP on every image (a clean copy would score ~inf)
+
+
+def test_the_input_diversity_share_attacks_its_own_layer(tiny_config):
+    clean = torch.rand(4, 3, 32, 32)
+    plain = Trainer(tiny_config(eps=8, val=[])).perturb_batch(clean, iteration=0)
+    trainer = Trainer(tiny_config(eps=8, val=[], ssp_di_layer="conv1_1", ssp_di_fraction=1.0))
+    diverse = trainer.perturb_batch(clean, iteration=0)
+    assert (diverse - clean).abs().max() <= 8 / 255 + 1e-6
+    assert all(not torch.equal(a, b) for a, b in zip(diverse, plain))
+    assert torch.equal(diverse, trainer.perturb_batch(clean, iteration=0))

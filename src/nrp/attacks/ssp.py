@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import torch
 
-from nrp.attacks.checks import check_kernel_size
+from nrp.attacks import defaults
+from nrp.attacks.checks import check_kernel_size, check_probability
 from nrp.attacks.distances import get_distance
-from nrp.attacks.transforms import gaussian_kernel1d, smooth_gradient
+from nrp.attacks.transforms import gaussian_kernel1d, input_diversity, smooth_gradient
 from nrp.errors import InputError
 
 DEFAULT_EPS = 16 / 255
@@ -29,6 +30,8 @@ def ssp(
     on_step: Callable[[int, torch.Tensor], None] | None = None,
     init: torch.Tensor | None = None,
     ti_kernel: int | None = None,
+    diversity_prob: float = 0.0,
+    diversity_scale: float = defaults.DIVERSITY_SCALE,
 ) -> torch.Tensor:
     """Label-free attack: maximise the distortion of ``feature_extractor``'s features inside an L-inf ball.
 
@@ -54,6 +57,11 @@ def ssp(
         ti_kernel: an extension, not in the paper: smooth each step's gradient with TI's Gaussian kernel of this
             odd side (Dong et al., CVPR 2019) before taking its sign, which gives low-frequency feature
             distortions like those of TI attacks; ``None`` (default): Algorithm 1 as published.
+        diversity_prob: an extension, not in the paper: with this probability per step, measure the distortion
+            on DIM's random resize-and-pad of both images (the same draw for the clean and the adversarial
+            batch, from ``generator``), which makes the perturbation survive rescaling and shifts as DIM's do;
+            0 (default): Algorithm 1 as published.
+        diversity_scale: DIM's resize range (see :func:`~nrp.attacks.transforms.diversity_bounds`).
 
     Returns:
         adversarial images ``(B, 3, H, W)`` in [0, 1] with ``|x_adv - x| <= eps``, detached.
@@ -67,16 +75,21 @@ def ssp(
     """
     _validate(x, eps, step_size, steps, start)
     check_kernel_size(ti_kernel)
+    check_probability(diversity_prob, "diversity_prob")
     measure = get_distance(distance)
     x = x.detach()
-    with torch.no_grad():
-        clean_features = feature_extractor(x)
+    if diversity_prob == 0.0:
+        with torch.no_grad():
+            clean_features = feature_extractor(x)
     lower, upper = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
     kernel = None if ti_kernel is None else gaussian_kernel1d(ti_kernel, dtype=x.dtype, device=x.device)
     x_adv = _random_start(x, eps, start, generator) if init is None else init.detach().to(x)
     for step in range(steps):
         x_adv.requires_grad_(True)
-        per_sample = measure(feature_extractor(x_adv), clean_features)
+        if diversity_prob > 0.0:
+            per_sample = _diverse_distance(x, x_adv, feature_extractor, measure, diversity_prob, diversity_scale, generator)
+        else:
+            per_sample = measure(feature_extractor(x_adv), clean_features)
         (gradient,) = torch.autograd.grad(per_sample.sum(), x_adv)
         with torch.no_grad():
             if kernel is not None:
@@ -85,6 +98,22 @@ def ssp(
         if on_step is not None:
             on_step(step, per_sample.detach())
     return x_adv.detach()
+
+
+def _diverse_distance(
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    feature_extractor: Callable[[torch.Tensor], torch.Tensor],
+    measure: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    prob: float,
+    scale: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Per-sample feature distance of ``x_adv`` from ``x`` after one DIM transformation applied to both."""
+    transformed = input_diversity(torch.cat([x, x_adv]), prob, scale, generator)
+    with torch.no_grad():
+        clean_features = feature_extractor(transformed[: len(x)])
+    return measure(feature_extractor(transformed[len(x):]), clean_features)
 
 
 def _random_start(x: torch.Tensor, eps: float, start: str, generator: torch.Generator | None) -> torch.Tensor:

@@ -51,6 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--ssp-distance", choices=sorted(DISTANCES), help=f"SSP feature distance (default {DEFAULTS.ssp_distance})")
     add("--ssp-ti-kernel", type=int, help="extension: give a share of the images SSP with TI-smoothed gradients, kernel side (odd; default off)")
     add("--ssp-ti-fraction", type=float, help=f"share of images given the smoothed SSP (default {DEFAULTS.ssp_ti_fraction})")
+    add("--ssp-di-layer", help="extension: give a share of the images SSP through DIM's input diversity on this layer of --backbone (e.g. its logits); default off")
+    add("--ssp-di-fraction", type=float, help=f"share of images given the input-diversity SSP (default {DEFAULTS.ssp_di_fraction})")
     add("--clean-fraction", type=float, help="extension: share of images passed through unperturbed, so the purifier learns to keep clean images (default 0)")
     add("--noise-std", type=float, help=f"gaussian perturbation std, 0-255 units (default {DEFAULTS.noise_std:g})")
     add("--fgsm-model", help="classifier the fgsm perturbation attacks (torchvision name or timm/<name>)")

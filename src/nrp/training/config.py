@@ -43,6 +43,8 @@ class TrainConfig:
     ssp_distance: str = "mse"
     ssp_ti_kernel: int | None = None
     ssp_ti_fraction: float = 0.5
+    ssp_di_layer: str | None = None
+    ssp_di_fraction: float = 0.5
     clean_fraction: float = 0.0
     noise_std: float = 16.0
     fgsm_model: str | None = None
@@ -81,6 +83,8 @@ class TrainConfig:
             raise InputError(f"unknown perturbation '{self.perturbation}'; known: {', '.join(PERTURBATIONS)}")
         if self.perturbation == "fgsm" and not self.fgsm_model:
             raise InputError("the fgsm perturbation attacks a classifier: name it with --fgsm-model")
+        if self.ssp_di_layer and self.perturbation != "ssp":
+            raise InputError(f"ssp_di_layer adds a share of SSP images and needs the ssp perturbation, not '{self.perturbation}'")
         if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
             raise InputError(f"loss_weights must be three numbers >= 0 (adversarial, pixel, feature), got {self.loss_weights}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
@@ -88,7 +92,7 @@ class TrainConfig:
         if self.workers < 0:
             raise InputError(f"workers must be >= 0, got {self.workers}")
         check_kernel_size(self.ssp_ti_kernel)
-        for name in ("ssp_ti_fraction", "clean_fraction"):
+        for name in ("ssp_ti_fraction", "ssp_di_fraction", "clean_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nrp.attacks import fgsm, ssp
+from nrp.attacks import defaults, fgsm, ssp
 from nrp.attacks.transforms import gaussian_kernel1d, smooth_gradient
 from nrp.errors import InputError
 
@@ -25,6 +25,7 @@ class PerturbationSettings:
     ssp_distance: str = "mse"
     ssp_ti_kernel: int | None = None
     ssp_ti_fraction: float = 0.5
+    ssp_di_fraction: float = 0.0
     noise_std: float = 16 / 255
     clean_fraction: float = 0.0
 
@@ -34,6 +35,7 @@ def make_perturbation(
     settings: PerturbationSettings,
     feature_extractor: Callable[[torch.Tensor], torch.Tensor] | None = None,
     classifier: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    di_feature_extractor: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Perturbation:
     """Return ``perturb(x, noise) -> x'``; ``noise`` is a standard-normal tensor shaped like ``x``.
 
@@ -46,11 +48,16 @@ def make_perturbation(
         ``ssp``: Algorithm 1 on ``feature_extractor``, starting from ``noise`` as the authors' code does. With
             ``ssp_ti_kernel`` set (an extension, not in the paper), a share ``ssp_ti_fraction`` of the images
             gets SSP with TI-smoothed gradients instead, started from the sign of the Gaussian-blurred noise
-            (:func:`mixed_ssp`): low-frequency distortions besides SSP's high-frequency ones.
+            (:func:`mixed_ssp`): low-frequency distortions besides SSP's high-frequency ones. With
+            ``di_feature_extractor`` given (an extension, not in the paper; typically a deeper layer or the
+            logits of the same backbone), a share ``ssp_di_fraction`` of the images gets SSP on it through DIM's
+            input diversity instead (:func:`with_diverse_share`): label-free distortions shaped like DIM's.
         ``gaussian``: the paper's GNP ablation, ``x + noise_std * noise`` clipped to the eps ball and [0, 1].
         ``fgsm``: the FGSP ablation, one FGSM step of size eps against ``classifier``'s own predictions.
     """
     source = _make_source(kind, settings, feature_extractor, classifier)
+    if kind == "ssp" and di_feature_extractor is not None and settings.ssp_di_fraction > 0.0:
+        source = _add_diverse_share(source, di_feature_extractor, settings)
     if settings.clean_fraction <= 0.0:
         return source
     return lambda x, noise: keep_some_clean(source, x, noise, settings.clean_fraction)
@@ -104,6 +111,45 @@ def mixed_ssp(
         start = (x[smoothed] + settings.eps * smooth_gradient(noise[smoothed], kernel).sign()).clamp(0, 1)
         perturbed[smoothed] = ssp(x[smoothed], feature_extractor, init=start, ti_kernel=settings.ssp_ti_kernel, **common)
     return perturbed
+
+
+def _add_diverse_share(
+    source: Perturbation, feature_extractor: Callable[[torch.Tensor], torch.Tensor], settings: PerturbationSettings
+) -> Perturbation:
+    return lambda x, noise: with_diverse_share(source, x, noise, feature_extractor, settings)
+
+
+def with_diverse_share(
+    source: Perturbation,
+    x: torch.Tensor,
+    noise: torch.Tensor,
+    feature_extractor: Callable[[torch.Tensor], torch.Tensor],
+    settings: PerturbationSettings,
+) -> torch.Tensor:
+    """``source(x, noise)``, except that a share ``ssp_di_fraction`` gets SSP through DIM's input diversity.
+
+    That share (the images whose third noise value is below the fraction's normal quantile) is attacked on
+    ``feature_extractor`` with DIM's transformation probability and resize range, starting from the noise;
+    the transformations are drawn from a generator seeded by the noise, so a resumed run redraws them.
+    """
+    diverse = _below_quantile(noise[:, 2, 0, 0], settings.ssp_di_fraction)
+    perturbed = torch.empty_like(x)
+    if (~diverse).any():
+        perturbed[~diverse] = source(x[~diverse], noise[~diverse])
+    if diverse.any():
+        generator = torch.Generator(device=x.device).manual_seed(_seed_from(noise))
+        perturbed[diverse] = ssp(
+            x[diverse], feature_extractor, eps=settings.eps, step_size=settings.ssp_step_size, steps=settings.ssp_steps,
+            distance=settings.ssp_distance, init=noise[diverse], generator=generator,
+            diversity_prob=defaults.DIVERSITY_PROB, diversity_scale=defaults.DIVERSITY_SCALE,
+        )
+    return perturbed
+
+
+def _seed_from(noise: torch.Tensor) -> int:
+    """A 63-bit seed read off the first values of ``noise``."""
+    head = noise.reshape(-1)[:4].detach().to("cpu", torch.float32).numpy().tobytes()
+    return int.from_bytes(head[:8], "little") & (2**63 - 1)
 
 
 def _below_quantile(values: torch.Tensor, fraction: float) -> torch.Tensor:

@@ -72,11 +72,16 @@ class Trainer:
             build_classifier(config.fgsm_model, weights=config.fgsm_weights).to(self.device)
             if config.perturbation == "fgsm" else None
         )
+        di_extractor = (
+            build_feature_extractor(config.backbone, config.ssp_di_layer, weights=config.backbone_weights).to(self.device)
+            if config.ssp_di_layer else None
+        )
         settings = _perturbation_settings(config)
-        self.perturb = make_perturbation(config.perturbation, settings, self.feature_extractor, classifier)
+        self.perturb = make_perturbation(config.perturbation, settings, self.feature_extractor, classifier, di_extractor)
         # Validation scores what the purifier does to perturbed images, so none are left clean there.
         self.validation_perturb = make_perturbation(
-            config.perturbation, dataclasses.replace(settings, clean_fraction=0.0), self.feature_extractor, classifier
+            config.perturbation, dataclasses.replace(settings, clean_fraction=0.0), self.feature_extractor, classifier,
+            di_extractor,
         )
         self.weights = LossWeights(*config.loss_weights)
 
@@ -259,6 +264,7 @@ def _perturbation_settings(config: TrainConfig) -> PerturbationSettings:
         ssp_distance=config.ssp_distance,
         ssp_ti_kernel=config.ssp_ti_kernel,
         ssp_ti_fraction=config.ssp_ti_fraction,
+        ssp_di_fraction=config.ssp_di_fraction if config.ssp_di_layer else 0.0,
         clean_fraction=config.clean_fraction,
         noise_std=config.noise_std / PIXEL_SCALE,
     )
