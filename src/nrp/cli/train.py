@@ -39,6 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--width", type=int, help="purifier feature channels (default: the architecture's, 64)")
     add("--blocks", type=int, help="purifier blocks (default: the architecture's: 23 for nrp and nrp_resg, 8 for nrp_lite)")
     add("--growth", type=int, help="NRP dense growth channels (default 32)")
+    add("--init-purifier", help="start the purifier from this weights file instead of from scratch, to fine-tune it "
+        "(same architecture and size; 'shipped' names the purifier shipped with nrp); ignored when resuming")
     add("--critic-width", type=int, help=f"critic base channels (default {DEFAULTS.critic_width})")
     add("--iterations", type=int, help=f"total iterations (default {DEFAULTS.iterations})")
     add("--batch-size", type=int, help=f"global batch size (default {DEFAULTS.batch_size})")

@@ -31,6 +31,7 @@ class TrainConfig:
     width: int | None = None
     blocks: int | None = None
     growth: int | None = None
+    init_purifier: str | None = None
     critic_width: int = 64
     iterations: int = 100_000
     batch_size: int = 16

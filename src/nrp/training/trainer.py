@@ -16,9 +16,10 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from nrp.checkpoints import load_weights
 from nrp.errors import InputError
 from nrp.features import build_classifier, build_feature_extractor
-from nrp.purifiers import create_network, save_network
+from nrp.purifiers import create_network, load_network, save_network, shipped_weights
 from nrp.purifiers.registry import architecture_of
 from nrp.training.checkpointing import (
     TrainingState,
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 NOISE_TAG = 0x4E4F495345  # separates the perturbation noise stream from the data streams
 VALIDATION_NOISE_ITERATION = -1
 # Config fields a resumed run may change without warning.
-RESUMABLE_CHANGES = {"resume", "iterations", "workers", "device", "checkpoint_every", "val_every", "log_every", "keep_checkpoints"}
+RESUMABLE_CHANGES = {"resume", "init_purifier", "iterations", "workers", "device", "checkpoint_every", "val_every", "log_every", "keep_checkpoints"}
 
 
 class Trainer:
@@ -233,6 +234,8 @@ class Trainer:
         if not existing:
             if self.config.resume:
                 logger.info("no checkpoint in %s yet: starting from iteration 0", self.checkpoint_dir)
+            if self.config.init_purifier:
+                self._initialise_purifier(self.config.init_purifier)
             return 0
         state = load_training_checkpoint(existing[-1], map_location=self.device)
         changed = sorted(k for k, v in self.config.to_dict().items() if k not in RESUMABLE_CHANGES and state.config.get(k) != v)
@@ -245,6 +248,13 @@ class Trainer:
         restore_rng(state.rng, self.device)
         logger.info("resumed from %s (iteration %d)", existing[-1], state.iteration)
         return state.iteration
+
+    def _initialise_purifier(self, source: str) -> None:
+        """Copy the weights of ``source`` (a file, or ``shipped``) into the purifier; they must fit it exactly."""
+        path = shipped_weights() if source == "shipped" else Path(source)
+        pretrained = load_network(path, architecture=self.config.purifier)
+        load_weights(self.purifier, pretrained.state_dict(), source=str(path), target=f"the configured {self.config.purifier}")
+        logger.info("purifier initialised from %s", path)
 
     def _distribute(self, module: nn.Module) -> nn.Module:
         if not self.context.distributed:
