@@ -142,3 +142,17 @@ def test_classifier_weights_must_hold_the_whole_model(tmp_path: Path):
     torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, path)
     with pytest.raises(CheckpointError, match=r"does not fit resnet18: 2 missing keys \(fc.weight, fc.bias\)"):
         build_classifier("resnet18", weights=path)
+
+
+def test_inception_v3_re_normalises_its_input_as_its_pretrained_weights_expect(tmp_path: Path):
+    torch.manual_seed(0)
+    reference = torchvision.models.inception_v3(weights=None, init_weights=False, transform_input=True, aux_logits=True).eval()
+    torch.save(reference.state_dict(), tmp_path / "inception_v3.pth")
+    extractor = build_feature_extractor("inception_v3", "Conv2d_1a_3x3", weights=tmp_path / "inception_v3.pth")
+    x = torch.rand(2, 3, 75, 75)
+    normalised = torchvision.transforms.functional.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    with torch.no_grad():
+        expected = reference.Conv2d_1a_3x3(reference._transform_input(normalised))
+        without_transform = reference.Conv2d_1a_3x3(normalised)
+        torch.testing.assert_close(extractor(x), expected)
+        assert (extractor(x) - without_transform).abs().max() > 1e-2

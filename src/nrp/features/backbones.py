@@ -20,7 +20,7 @@ from nrp.features.efficientnet_lite import (
 )
 from nrp.features.extractor import FeatureExtractor
 from nrp.features.layers import SingleOutput, truncate
-from nrp.features.pretrained import timm_pretrained_model, torchvision_pretrained_state
+from nrp.features.pretrained import TORCHVISION_PRETRAINED_ARGUMENTS, timm_pretrained_model, torchvision_pretrained_state
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def _create(backbone: str, timm_pretrained: bool) -> tuple[nn.Module, tuple, tup
     if use_timm:
         model, mean, std = _timm_model(name, timm_pretrained)
     else:
-        model = torchvision.models.get_model(name, weights=None)
+        model = torchvision.models.get_model(name, weights=None, **TORCHVISION_PRETRAINED_ARGUMENTS.get(name, {}))
         mean, std = _torchvision_normalisation(name)
     return model, mean, std, use_timm
 

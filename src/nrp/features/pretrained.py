@@ -13,6 +13,12 @@ from torch import nn
 from nrp.errors import WeightsUnavailableError
 
 HOW_TO_PROVIDE = "pass the file with --backbone-weights FILE (Python: weights=FILE)"
+# Constructor arguments torchvision's builders set when they load pretrained weights, which building with
+# weights=None would miss: these two take ImageNet-normalised input and re-normalise it themselves.
+TORCHVISION_PRETRAINED_ARGUMENTS = {
+    "inception_v3": {"transform_input": True, "init_weights": False},
+    "googlenet": {"transform_input": True, "init_weights": False},
+}
 
 
 def torchvision_pretrained_state(name: str, download: bool = True) -> dict[str, torch.Tensor]:

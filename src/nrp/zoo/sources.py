@@ -11,15 +11,14 @@ from torch import nn
 from nrp.checkpoints import load_weights, read_checkpoint
 from nrp.errors import WeightsUnavailableError
 from nrp.features.efficientnet_lite import create_efficientnet_lite, efficientnet_lite_weights
-from nrp.features.pretrained import HOW_TO_PROVIDE, timm_pretrained_model, torchvision_pretrained_state
+from nrp.features.pretrained import (
+    HOW_TO_PROVIDE,
+    TORCHVISION_PRETRAINED_ARGUMENTS,
+    timm_pretrained_model,
+    torchvision_pretrained_state,
+)
 from nrp.zoo.spec import ModelSpec, timm_models
 
-# Constructor arguments torchvision's builders set when they load pretrained weights, which building with
-# weights=None would miss: these two take ImageNet-normalised input and re-normalise it themselves.
-TORCHVISION_ARGUMENTS = {
-    "inception_v3": {"transform_input": True, "init_weights": False},
-    "googlenet": {"transform_input": True, "init_weights": False},
-}
 # Classifier heads a weights file may have: ImageNet's 1000 classes, or TF-slim's background class + 1000.
 HEAD_SIZES = (1000, 1001)
 
@@ -70,7 +69,7 @@ def build_network(
 def _create(spec: ModelSpec, outputs: int) -> nn.Module:
     """Random-weight network with ``outputs`` logits."""
     if spec.source == "torchvision":
-        arguments = TORCHVISION_ARGUMENTS.get(spec.upstream, {})
+        arguments = TORCHVISION_PRETRAINED_ARGUMENTS.get(spec.upstream, {})
         return torchvision.models.get_model(spec.upstream, weights=None, num_classes=outputs, **arguments)
     if spec.source == "timm":
         return timm_models().create_model(spec.upstream, pretrained=False, num_classes=outputs)
