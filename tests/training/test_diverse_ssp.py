@@ -75,3 +75,13 @@ def test_config_needs_the_ssp_perturbation_and_a_fraction_in_0_1():
         TrainConfig(data=["d"], out="o", perturbation="gaussian", ssp_di_layer="_fc").validate()
     with pytest.raises(InputError, match="ssp_di_fraction must be in"):
         TrainConfig(data=["d"], out="o", ssp_di_layer="_fc", ssp_di_fraction=-0.1).validate()
+
+
+def test_the_diverse_share_starts_near_the_clean_image_as_dim_does():
+    x = torch.rand(4, 3, 24, 24)
+    noise = torch.randn(4, 3, 24, 24, generator=torch.Generator().manual_seed(4))
+    one_step = PerturbationSettings(ssp_steps=1, ssp_step_size=1 / 255, ssp_di_fraction=1.0)
+    perturbed = make_perturbation("ssp", one_step, features(0), di_feature_extractor=features(1))(x, noise)
+    # start 2/255 away plus one step of 1/255: nowhere near the eps ball's boundary, unlike SSP's noise start
+    assert (perturbed - x).abs().max() <= 3 / 255 + 1e-6
+    assert (perturbed - x).abs().max() >= 1 / 255

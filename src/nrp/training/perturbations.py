@@ -12,6 +12,9 @@ from nrp.attacks.transforms import gaussian_kernel1d, smooth_gradient
 from nrp.errors import InputError
 
 PERTURBATIONS = ("ssp", "gaussian", "fgsm")
+# The input-diversity share starts this fraction of eps away from the clean image, as DIM starts at it: a
+# feature distance has no gradient at x itself, and a full-size noise start would dominate the result.
+DIVERSE_START_FRACTION = 1 / 8
 Perturbation = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -129,7 +132,9 @@ def with_diverse_share(
     """``source(x, noise)``, except that a share ``ssp_di_fraction`` gets SSP through DIM's input diversity.
 
     That share (the images whose third noise value is below the fraction's normal quantile) is attacked on
-    ``feature_extractor`` with DIM's transformation probability and resize range, starting from the noise;
+    ``feature_extractor`` with DIM's transformation probability and resize range. Like DIM it starts close
+    to the clean image, a random sign step of ``DIVERSE_START_FRACTION * eps`` away (SSP's full-size noise
+    start would leave the result mostly noise, where DIM's perturbations are shaped by the gradient alone);
     the transformations are drawn from a generator seeded by the noise, so a resumed run redraws them.
     """
     diverse = _below_quantile(noise[:, 2, 0, 0], settings.ssp_di_fraction)
@@ -138,9 +143,10 @@ def with_diverse_share(
         perturbed[~diverse] = source(x[~diverse], noise[~diverse])
     if diverse.any():
         generator = torch.Generator(device=x.device).manual_seed(_seed_from(noise))
+        start = (x[diverse] + DIVERSE_START_FRACTION * settings.eps * noise[diverse].sign()).clamp(0, 1)
         perturbed[diverse] = ssp(
             x[diverse], feature_extractor, eps=settings.eps, step_size=settings.ssp_step_size, steps=settings.ssp_steps,
-            distance=settings.ssp_distance, init=noise[diverse], generator=generator,
+            distance=settings.ssp_distance, init=start, generator=generator,
             diversity_prob=defaults.DIVERSITY_PROB, diversity_scale=defaults.DIVERSITY_SCALE,
         )
     return perturbed
