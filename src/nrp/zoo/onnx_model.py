@@ -10,7 +10,7 @@ from torch import nn
 
 from nrp.errors import InputError
 
-INSTALL_HINT = "pip install onnxruntime"
+INSTALL_HINT = "pip install 'nrp-purifier[onnx]' (or pip install onnxruntime)"
 
 
 class OnnxModel(nn.Module):
