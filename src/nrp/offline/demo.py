@@ -3,7 +3,8 @@
 Sources: EfficientNet-Lite0 and the Lite0+Lite1 ensemble (white-box to themselves); black-box target:
 EfficientNet-Lite2. Attacks at eps 16/255: SSP on Lite0's early features (label-free), FGSM, MI-FGSM, DIM and
 DIM-TI. Defenses: none, JPEG (q=75), TVM, median (3x3), R&P, and the shipped NRP-Lite, static and dynamic.
-Images: the 20 labelled ImageNet photos of the foolbox wheel, at 224x224.
+Images, at 224x224: the 20 labelled ImageNet photos of the foolbox wheel, or the photos labelled by the
+agreement of Lite0, Lite1 and Lite2 (:mod:`nrp.offline.agreement`).
 """
 
 from __future__ import annotations

