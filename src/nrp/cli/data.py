@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from nrp.cli import exit_codes
+from nrp.errors import InputError
 from nrp.offline import default_cache, prepare_offline
+from nrp.offline.agreement import DEFAULT_CAP, GCOMPRIS_INSTALL, GCOMPRIS_RCC
 from nrp.offline.recipe import OPENCV_DATA
 
 
@@ -16,21 +18,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     recipes = parser.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
     offline = recipes.add_parser(
         "offline",
-        help="photos from PyPI/Debian packages: 20 labelled ImageNet photos + unlabelled training photos",
+        help="photos from PyPI/Debian packages: 20 labelled ImageNet photos, up to 100 agreement-labelled ones, training photos",
         description="Copy the 20 labelled ImageNet photos of the foolbox wheel (evaluation), and the colour photos "
         "of scikit-image, scikit-learn and Debian's opencv-doc (training, 4 held out for validation) into a cache "
         "folder, with a manifest of SHA-256 sums; refuses if a training photo equals an evaluation photo. "
-        "Install the sources with: pip install 'nrp-purifier[demo]' (and apt-get install opencv-doc).",
+        "Also a second evaluation set of photos from Debian's gcompris-qt-data, labelled by the class "
+        "EfficientNet-Lite0, Lite1 and Lite2 all agree on (model agreement, not human labels). "
+        f"Install the sources with: pip install 'nrp-purifier[demo]' (and apt-get install opencv-doc; {GCOMPRIS_INSTALL}).",
     )
     offline.add_argument("--cache", type=Path, default=None, help=f"cache folder (default $NRP_CACHE or {default_cache()})")
     offline.add_argument("--opencv-data", type=Path, default=OPENCV_DATA, help=f"OpenCV example data folder (default {OPENCV_DATA})")
+    offline.add_argument("--gcompris-rcc", type=Path, default=GCOMPRIS_RCC,
+                         help=f"gcompris-qt-data's resource bundles (default {GCOMPRIS_RCC})")
+    offline.add_argument("--agreement-cap", type=int, default=DEFAULT_CAP,
+                         help=f"most photos in the agreement-labelled evaluation set; 0 skips it (default {DEFAULT_CAP})")
     offline.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Prepare the offline cache and print where each part went."""
-    layout = prepare_offline(args.cache, opencv_data=args.opencv_data)
+    if args.agreement_cap < 0:
+        raise InputError(f"--agreement-cap must be 0 (no agreement set) or more, got {args.agreement_cap}")
+    layout = prepare_offline(args.cache, opencv_data=args.opencv_data, agreement=args.agreement_cap > 0,
+                             gcompris_rcc=args.gcompris_rcc, agreement_cap=max(args.agreement_cap, 1))
     print(f"evaluation photos: {layout.eval_images} (labels {layout.eval_labels})")
+    if layout.agreement_labels.is_file():
+        count = sum(1 for _ in layout.agreement_images.iterdir())
+        print(f"agreement set:     {layout.agreement_images} ({count} photos, labels {layout.agreement_labels})")
     print(f"training photos:   {layout.train_images}")
     print(f"validation photos: {layout.val_images}")
     return exit_codes.OK
