@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-set", choices=EVAL_SETS, default="foolbox",
                         help="foolbox: the 20 human-labelled ImageNet photos of the foolbox wheel; agreement: up to 100 "
                         "photos of Debian's gcompris-qt-data labelled by the class Lite0, Lite1 and Lite2 agree on "
-                        "(see nrp data offline). Default foolbox")
+                        "(see nrp data offline; about 25 minutes on 2 CPU cores). Default foolbox")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default ./nrp-demo, or ./nrp-demo-agreement)")
     parser.add_argument("--cache", type=Path, default=None, help=f"where the photos are laid out (default {default_cache()})")
     parser.add_argument("--quick", action="store_true", help="4 images and few attack steps: a smoke test in about a minute")
