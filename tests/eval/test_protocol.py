@@ -7,7 +7,7 @@ import torch
 
 from nrp.eval.config import EvalConfig
 from nrp.eval.protocol import run_classification
-from nrp.training.distributed import DistributedContext
+from nrp.distributed import DistributedContext
 
 from .conftest import LABELS
 

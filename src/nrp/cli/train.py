@@ -11,7 +11,7 @@ from nrp.attacks import DISTANCES
 from nrp.cli import exit_codes
 from nrp.purifiers import PURIFIERS
 from nrp.training.config import TrainConfig, build_config, config_fields, load_config_file
-from nrp.training.distributed import setup, teardown
+from nrp.distributed import setup, teardown
 from nrp.training.losses import GAN_KINDS
 from nrp.training.perturbations import PERTURBATIONS
 from nrp.training.trainer import Trainer

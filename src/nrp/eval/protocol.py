@@ -28,7 +28,7 @@ from nrp.eval.datasets import EvalImages, batch_ranges, load_eval_images, read_b
 from nrp.eval.metrics import classification_metrics
 from nrp.eval.models import ModelBank
 from nrp.eval.predictions import load_predictions, missing_pairs, predict_set, prediction_path, save_predictions
-from nrp.training.distributed import DistributedContext
+from nrp.distributed import DistributedContext
 
 logger = logging.getLogger(__name__)
 

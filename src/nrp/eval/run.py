@@ -13,7 +13,7 @@ from nrp.eval.config import NO_DEFENSE, EvalConfig
 from nrp.eval.curves import CurveConfig, eps_curve, iteration_curves
 from nrp.eval.datasets import read_batch
 from nrp.eval.protocol import ClassificationRun, ProgressFactory, run_classification, silent_progress
-from nrp.training.distributed import setup, teardown
+from nrp.distributed import setup, teardown
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from nrp.training.checkpointing import (
 from nrp.training.config import TrainConfig
 from nrp.training.critic import Critic
 from nrp.training.data import CropSpec, TrainingImages, derive_seed, load_validation_images, training_loader
-from nrp.training.distributed import DistributedContext
+from nrp.distributed import DistributedContext
 from nrp.training.losses import LossWeights, critic_gan_loss, purifier_objective
 from nrp.training.metrics import MetricsLog
 from nrp.training.perturbations import PerturbationSettings, make_perturbation

@@ -1,4 +1,4 @@
-"""Running under ``torchrun``: process-group set-up, this process's rank and device, and tear-down."""
+"""Running under ``torchrun`` (training and evaluation): process-group set-up, this process's rank and device, and tear-down."""
 
 from __future__ import annotations
 
