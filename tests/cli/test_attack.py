@@ -60,3 +60,23 @@ def test_missing_backbone_weights_name_the_file_and_the_flag(photos, tmp_path, m
     assert code == exit_codes.ERROR
     assert "vgg16-397923af.pth" in err and "--backbone-weights" in err
     assert "Traceback" not in err
+
+
+def test_ssp_reference_crops_to_224_and_refuses_the_flags_it_fixes(tmp_path, vgg_weights, capsys, monkeypatch):
+    import torch
+
+    import nrp.cli.attack as command
+
+    # 100 steps of VGG16 at 224 take minutes on a CPU: a one-layer extractor keeps the test fast.
+    monkeypatch.setattr(command, "build_feature_extractor", lambda *a, **k: torch.nn.Conv2d(3, 4, 3).requires_grad_(False))
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "big"
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, (256, 300, 3), dtype=np.uint8)).save(folder / "p.png")
+    base = ["attack", "ssp", str(folder), "--backbone-weights", str(vgg_weights), "--reference"]
+    code = main([*base, "--out", str(tmp_path / "refused"), "--steps", "3"])
+    err = capsys.readouterr().err
+    assert code == exit_codes.ERROR and "--reference fixes the authors' settings; drop --steps" in err
+    assert not (tmp_path / "refused").exists()
+    assert main([*base, "--out", str(tmp_path / "adv")]) == exit_codes.OK
+    assert pixels(tmp_path / "adv" / "p.png").shape == (224, 224, 3)

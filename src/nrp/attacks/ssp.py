@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from torchvision.transforms import functional as TF
 
 from nrp.attacks import defaults
 from nrp.attacks.checks import check_kernel_size, check_probability
@@ -16,6 +18,7 @@ DEFAULT_EPS = 16 / 255
 DEFAULT_STEP_SIZE = 0.01
 DEFAULT_STEPS = 100
 STARTS = ("normal", "uniform")
+REFERENCE_RESIZE, REFERENCE_CROP = 256, 224  # the script's Resize(256) + CenterCrop(224)
 
 
 def ssp(
@@ -32,6 +35,7 @@ def ssp(
     ti_kernel: int | None = None,
     diversity_prob: float = 0.0,
     diversity_scale: float = defaults.DIVERSITY_SCALE,
+    reference: bool = False,
 ) -> torch.Tensor:
     """Label-free attack: maximise the distortion of ``feature_extractor``'s features inside an L-inf ball.
 
@@ -62,6 +66,11 @@ def ssp(
             batch, from ``generator``), which makes the perturbation survive rescaling and shifts as DIM's do;
             0 (default): Algorithm 1 as published.
         diversity_scale: DIM's resize range (see :func:`~nrp.attacks.transforms.diversity_bounds`).
+        reference: reproduce the authors' ``ssp.py`` exactly: 100 fixed iterations of 0.01 from unscaled
+            ``N(0, 1)`` noise (projected into the ball by the first step), the loss being ``MSELoss`` averaged
+            over the whole batch and every feature (not per image). Any other ``steps``, ``step_size``,
+            ``distance``, ``start``, ``init`` or extension raises (the script ignores its ``--iters``; we
+            refuse instead of ignoring). See :func:`reference_preprocess` for the script's resizing.
 
     Returns:
         adversarial images ``(B, 3, H, W)`` in [0, 1] with ``|x_adv - x| <= eps``, detached.
@@ -74,6 +83,8 @@ def ssp(
         True
     """
     _validate(x, eps, step_size, steps, start)
+    if reference:
+        _check_reference(steps, step_size, distance, start, init, ti_kernel, diversity_prob)
     check_kernel_size(ti_kernel)
     check_probability(diversity_prob, "diversity_prob")
     measure = get_distance(distance)
@@ -89,8 +100,11 @@ def ssp(
         if diversity_prob > 0.0:
             per_sample = _diverse_distance(x, x_adv, feature_extractor, measure, diversity_prob, diversity_scale, generator)
         else:
-            per_sample = measure(feature_extractor(x_adv), clean_features)
-        (gradient,) = torch.autograd.grad(per_sample.sum(), x_adv)
+            adv_features = feature_extractor(x_adv)
+            per_sample = measure(adv_features, clean_features)
+        # The script's nn.MSELoss() averages over the batch too; the same signs, but not always the same bits.
+        loss = F.mse_loss(adv_features, clean_features) if reference else per_sample.sum()
+        (gradient,) = torch.autograd.grad(loss, x_adv)
         with torch.no_grad():
             if kernel is not None:
                 gradient = smooth_gradient(gradient, kernel)
@@ -122,6 +136,31 @@ def _random_start(x: torch.Tensor, eps: float, start: str, generator: torch.Gene
         return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
     noise = torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
     return (x + (2 * noise - 1) * eps).clamp(0.0, 1.0)
+
+
+def reference_preprocess(x: torch.Tensor) -> torch.Tensor:
+    """The authors' SSP script's input pipeline: resize the shorter side to 256, then centre-crop 224x224.
+
+    Bilinear with antialiasing on float [0, 1] tensors ``(B, 3, H, W)``; the script resizes 8-bit PIL images
+    (PIL's bilinear filter), which can differ by about one grey level. Returns ``(B, 3, 224, 224)``.
+    """
+    resized = TF.resize(x, [REFERENCE_RESIZE], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(resized, [REFERENCE_CROP, REFERENCE_CROP]).clamp(0.0, 1.0)
+
+
+def _check_reference(
+    steps: int, step_size: float, distance: str, start: str, init: torch.Tensor | None, ti_kernel: int | None,
+    diversity_prob: float,
+) -> None:
+    given = {"steps": (steps, DEFAULT_STEPS), "step_size": (step_size, DEFAULT_STEP_SIZE), "distance": (distance, "mse"),
+             "start": (start, "normal"), "init": (init, None), "ti_kernel": (ti_kernel, None),
+             "diversity_prob": (diversity_prob, 0.0)}
+    changed = [name for name, (value, fixed) in given.items() if isinstance(value, torch.Tensor) or value != fixed]
+    if changed:
+        raise InputError(
+            f"reference mode fixes the authors' settings (100 steps of 0.01, mse, normal start, no extensions); "
+            f"it cannot take {', '.join(changed)}"
+        )
 
 
 def _validate(x: torch.Tensor, eps: float, step_size: float, steps: int, start: str) -> None:

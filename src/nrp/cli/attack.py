@@ -7,7 +7,7 @@ import argparse
 import torch
 
 from nrp.attacks import DISTANCES, ssp
-from nrp.attacks.ssp import DEFAULT_STEP_SIZE, DEFAULT_STEPS, STARTS
+from nrp.attacks.ssp import DEFAULT_STEP_SIZE, DEFAULT_STEPS, STARTS, reference_preprocess
 from nrp.cli import exit_codes, fff, transfer
 from nrp.cli.common import add_io_arguments, check_positive, plan, process
 from nrp.devices import resolve_device
@@ -30,10 +30,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_io_arguments(parser)
     parser.add_argument("--eps", type=float, default=16.0, help="L-inf budget in 0-255 pixel units (default 16)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"iterations (default {DEFAULT_STEPS})")
-    parser.add_argument("--step-size", type=float, default=DEFAULT_STEP_SIZE * PIXEL_SCALE, help=f"step in 0-255 units (default {DEFAULT_STEP_SIZE * PIXEL_SCALE:g}, the authors' 0.01)")
-    parser.add_argument("--distance", choices=sorted(DISTANCES), default="mse", help="feature distance (default mse, as the authors' code; the paper names mae)")
-    parser.add_argument("--start", choices=STARTS, default="normal", help="random start: normal (authors' code: pure noise) or uniform in the ball")
+    parser.add_argument("--steps", type=int, help=f"iterations (default {DEFAULT_STEPS})")
+    parser.add_argument("--step-size", type=float, help=f"step in 0-255 units (default {DEFAULT_STEP_SIZE * PIXEL_SCALE:g}, the authors' 0.01)")
+    parser.add_argument("--distance", choices=sorted(DISTANCES), help="feature distance (default mse, as the authors' code; the paper names mae)")
+    parser.add_argument("--start", choices=STARTS, help="random start: normal (default; authors' code: pure noise) or uniform in the ball")
+    parser.add_argument("--reference", action="store_true", help="the authors' ssp.py exactly: resize 256, centre crop 224, "
+                        "100 fixed steps of 0.01 from N(0,1) noise, batch-mean MSE (refuses --steps/--step-size/--distance/--start)")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"torchvision model name or timm/<name> (default {DEFAULT_BACKBONE})")
     parser.add_argument("--layer", default=DEFAULT_LAYER, help=f"layer whose features are distorted (default {DEFAULT_LAYER}: VGG16 features[:16])")
     parser.add_argument("--backbone-weights", help="weights file of the backbone, when it is not in the torchvision/timm cache")
@@ -43,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Attack every input image; returns the exit code."""
+    _settle_ssp_settings(args)
     check_pixel_budget("--eps", args.eps)
     check_positive("--steps", args.steps)
     if args.step_size <= 0:
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         def on_step(step: int, distance: torch.Tensor) -> None:
             bar.set_postfix(step=f"{step + 1}/{args.steps}", distance=f"{distance.mean().item():.4g}")
 
+        if args.reference:
+            batch = reference_preprocess(batch)
         return ssp(
             batch,
             extractor,
@@ -70,6 +75,19 @@ def run(args: argparse.Namespace) -> int:
             start=args.start,
             generator=generator,
             on_step=on_step,
+            reference=args.reference,
         )
 
     return process(sources, outputs, transform, args.batch_size, device, "ssp")
+
+
+def _settle_ssp_settings(args: argparse.Namespace) -> None:
+    """Fill the defaults of the flags that ``--reference`` fixes, refusing them beside it."""
+    fixed = {"steps": DEFAULT_STEPS, "step_size": DEFAULT_STEP_SIZE * PIXEL_SCALE, "distance": "mse", "start": "normal"}
+    given = [name for name in fixed if getattr(args, name) is not None]
+    if args.reference and given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise InputError(f"--reference fixes the authors' settings; drop {flags}")
+    for name, value in fixed.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
