@@ -57,3 +57,23 @@ def test_shipped_experiment_files_load():
     for name in ("table1.yaml", "table2_cda.yaml", "table5_ssp.yaml"):
         config = load_eval_config(root / name, {})
         assert config.targets and config.defense_components()
+
+
+def test_the_preprocessing_of_a_zoo_model_is_set_from_the_experiment_file(tmp_path, monkeypatch):
+    import torch
+
+    import nrp.zoo
+    from nrp.eval.models import ModelBank
+    from nrp.zoo import create_model
+    # Random weights: the bank's zoo call, with its options, but nothing downloaded.
+    monkeypatch.setattr(nrp.zoo, "as_classifier", lambda name, **options: create_model(name, pretrained=False, **options))
+    path = write(tmp_path, BASE + "preprocessing:\n  resnet18: {crop_pct: 1.0, interpolation: bicubic, antialias: false}\n")
+    config = load_eval_config(path, {})
+    model = ModelBank(torch.device("cpu"), preprocessing=config.preprocessing).classifier("resnet18")
+    assert (model.crop_pct, model.interpolation, model.antialias) == (1.0, "bicubic", False)
+
+
+def test_unknown_preprocessing_keys_are_refused_listing_the_known_ones(tmp_path):
+    path = write(tmp_path, BASE + "preprocessing:\n  inc_v3: {crop: 1.0}\n")
+    with pytest.raises(InputError, match="preprocessing.inc_v3: unknown keys crop; known: input_size, crop_pct"):
+        load_eval_config(path, {})

@@ -10,13 +10,16 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
-def reference(x: torch.Tensor, input_size: tuple[int, int], resize: int | None) -> torch.Tensor:
+def reference(x: torch.Tensor, input_size: tuple[int, int], resize: int | None, antialias: bool = True,
+              mode: TF.InterpolationMode = TF.InterpolationMode.BILINEAR) -> torch.Tensor:
     """torchvision's resize + center_crop (or a straight resize), then manual normalisation."""
     if resize is None:
-        x = TF.resize(x, list(input_size), interpolation=TF.InterpolationMode.BILINEAR, antialias=False)
+        x = TF.resize(x, list(input_size), interpolation=mode, antialias=antialias)
     else:
-        x = TF.resize(x, [resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=False)
+        x = TF.resize(x, [resize], interpolation=mode, antialias=antialias)
         x = TF.center_crop(x, list(input_size))
+    if mode == TF.InterpolationMode.BICUBIC:
+        x = x.clamp(0, 1)
     return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
 
 
@@ -41,7 +44,7 @@ def test_a_non_square_input_size_resizes_both_sides_by_crop_pct_like_timm():
     model = ImageClassifier(nn.Identity(), (20, 30), MEAN, STD, crop_pct=0.8)
     assert model.resize == (25, 37)
     x = torch.rand(1, 3, 50, 40)
-    expected = TF.center_crop(TF.resize(x, [25, 37], antialias=False), [20, 30])
+    expected = TF.center_crop(TF.resize(x, [25, 37], antialias=True), [20, 30])
     assert torch.allclose(model(x), reference(expected, (20, 30), None), atol=1e-5)
 
 
@@ -56,10 +59,30 @@ def test_scale_size_matches_timm_and_torchvision_presets():
         scale_size(224, 1.5)
 
 
-def test_an_image_already_at_input_size_with_no_crop_is_passed_unchanged():
-    model = ImageClassifier(nn.Identity(), (16, 16), (0.0,) * 3, (1.0,) * 3, crop_pct=1.0)
+@pytest.mark.parametrize("crop_pct", [1.0, 0.875, 0.5])
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_an_image_already_at_input_size_is_passed_unchanged_whatever_the_crop(crop_pct, interpolation):
+    # A resize-and-crop of a correctly sized image would be a defense of its own and lose the borders.
+    model = ImageClassifier(nn.Identity(), (16, 16), (0.0,) * 3, (1.0,) * 3, crop_pct=crop_pct,
+                            interpolation=interpolation)
     x = torch.rand(1, 3, 16, 16)
     assert torch.equal(model(x), x)
+
+
+@pytest.mark.parametrize("antialias", [True, False])
+@pytest.mark.parametrize("mode", [TF.InterpolationMode.BILINEAR, TF.InterpolationMode.BICUBIC])
+def test_other_sizes_follow_the_interpolation_and_antialiasing_the_model_states(antialias, mode):
+    model = ImageClassifier(nn.Identity(), 24, MEAN, STD, crop_pct=0.75, interpolation=mode.value, antialias=antialias)
+    x = torch.rand(2, 3, 70, 90)
+    assert torch.allclose(model(x), reference(x, (24, 24), 32, antialias, mode), atol=1e-5)
+    other = ImageClassifier(nn.Identity(), 24, MEAN, STD, crop_pct=0.75, interpolation=mode.value,
+                            antialias=not antialias)
+    assert not torch.allclose(model(x), other(x), atol=1e-3)  # the flag reaches the resize
+
+
+def test_an_unknown_interpolation_is_refused_naming_the_known_ones():
+    with pytest.raises(InputError, match="interpolation must be one of bilinear, bicubic, got 'area'"):
+        ImageClassifier(nn.Identity(), 8, MEAN, STD, interpolation="area")
 
 
 def test_label_offset_one_drops_exactly_the_background_logit():

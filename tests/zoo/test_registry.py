@@ -62,12 +62,12 @@ def test_torchvision_entries_take_the_weights_presets():
     assert create_model("res152", pretrained=False).resize == 232
 
 
-def test_lite_entries_resize_straight_to_their_native_size_which_a_call_can_override():
+def test_lite_entries_have_their_native_size_which_a_call_can_override():
     pytest.importorskip("efficientnet_lite_pytorch")
     assert [model_spec(name).input_size for name in LITE_MODELS] == [(224, 224), (240, 240), (260, 260)]
-    assert {(model_spec(name).crop_pct, model_spec(name).mean) for name in LITE_MODELS} == {(1.0, (0.5,) * 3)}
+    assert {model_spec(name).mean for name in LITE_MODELS} == {(0.5,) * 3}
     model = create_model("efficientnet-lite2", pretrained=False, input_size=224)
-    assert model.input_size == (224, 224) and model.resize is None
+    assert model.input_size == (224, 224) and model.resize == 251  # floor(224 / (260 / 292))
     assert create_model("efficientnet-lite2", pretrained=False).input_size == (260, 260)
 
 
@@ -136,8 +136,7 @@ def test_a_users_1001_class_weights_load_and_lose_their_background_logit(tmp_pat
     assert model.label_offset == 1 and model.num_classes == 1000
     x = torch.rand(2, 3, 299, 299)
     with torch.no_grad():
-        crop = torch.nn.functional.interpolate(x, size=341, mode="bilinear", align_corners=False)[..., 21:320, 21:320]
-        expected = inception_v3((crop - 0.5) / 0.5)[:, 1:]
+        expected = inception_v3((x - 0.5) / 0.5)[:, 1:]  # a 299 image reaches the network as it is
         assert torch.allclose(model(x), expected, atol=1e-4)
 
 

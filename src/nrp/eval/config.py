@@ -14,6 +14,8 @@ from nrp.units import check_pixel_budget
 NO_DEFENSE = "none"
 LABEL_FREE_ATTACKS = ("ssp", "fff", "precomputed")  # crafted without a source classifier
 ENSEMBLE_JOIN = "+"
+# The preprocessing of a zoo model an experiment file may set per model (create_model's keyword arguments).
+PREPROCESSING_KEYS = ("input_size", "crop_pct", "interpolation", "antialias")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class EvalConfig:
     ``eps`` is in 0-255 units, as in the paper's tables. A source joins models with ``+`` for an ensemble
     (``inc_v3+inc_v4``, attacked through their mean logits). The label-free ``ssp`` attack takes its
     feature extractor from its own ``backbone``/``layer`` parameters, so it is crafted once whatever the sources.
+    ``preprocessing`` sets a zoo model's resize policy by name (``{inc_v3: {crop_pct: 1.0, interpolation:
+    bilinear}}``; keys :data:`PREPROCESSING_KEYS`); unset, each model has its published one (docs/models.md).
     """
 
     images: str = ""
@@ -57,6 +61,7 @@ class EvalConfig:
     defenses: list[Any] = field(default_factory=lambda: [NO_DEFENSE])
     targets: list[str] = field(default_factory=list)
     model_weights: dict[str, str] = field(default_factory=dict)
+    preprocessing: dict[str, dict[str, Any]] = field(default_factory=dict)
     batch_size: int = 16
     seed: int = 0
     device: str = "auto"
@@ -84,6 +89,7 @@ class EvalConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_images is not None and self.max_images < 1:
             raise InputError(f"max_images must be >= 1, got {self.max_images}")
+        self._validate_preprocessing()
         labels = [c.label for c in self.defense_components()]
         if len(set(labels)) != len(labels):
             raise InputError(f"defense labels must be unique, got {', '.join(labels)} (give each a 'label')")
@@ -93,6 +99,16 @@ class EvalConfig:
         if self.cross_task is not None:
             from nrp.eval.cross_task_config import CrossTaskConfig
             CrossTaskConfig.parse(self.cross_task, self.eps)  # fail at the start, not after the classification run
+
+    def _validate_preprocessing(self) -> None:
+        if not isinstance(self.preprocessing, dict):
+            raise InputError(f"preprocessing must map model names to settings, got {self.preprocessing!r}")
+        for model, settings in self.preprocessing.items():
+            if not isinstance(settings, dict):
+                raise InputError(f"preprocessing.{model} must be a mapping of {', '.join(PREPROCESSING_KEYS)}, got {settings!r}")
+            unknown = sorted(set(settings) - set(PREPROCESSING_KEYS))
+            if unknown:
+                raise InputError(f"preprocessing.{model}: unknown keys {', '.join(unknown)}; known: {', '.join(PREPROCESSING_KEYS)}")
 
     def attack_components(self) -> list[Component]:
         """The attacks as :class:`Component` s."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,12 +19,16 @@ class ModelBank:
         device: where models run.
         weights: explicit weights file per model name (``model_weights`` of the experiment file).
         provided: ready-made modules by name, used as they are (a user's own models; tests' tiny ones).
+        preprocessing: per zoo model name, :func:`~nrp.zoo.create_model` options overriding its published
+            resize policy (``input_size``, ``crop_pct``, ``interpolation``, ``antialias``).
     """
 
     def __init__(self, device: torch.device, weights: Mapping[str, str] | None = None,
-                 provided: Mapping[str, nn.Module] | None = None) -> None:
+                 provided: Mapping[str, nn.Module] | None = None,
+                 preprocessing: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.device = device
         self.weights = dict(weights or {})
+        self.preprocessing = {name: dict(settings) for name, settings in (preprocessing or {}).items()}
         self.cache: dict[str, nn.Module] = {}
         for name, module in (provided or {}).items():
             self.cache[name] = module.to(device).eval().requires_grad_(False)
@@ -36,7 +41,8 @@ class ModelBank:
                 self.cache[name] = Ensemble([self.classifier(member) for member in members])
             else:
                 from nrp.zoo import as_classifier
-                options = {"weights": self.weights[name]} if name in self.weights else {}
+                options = {**self.preprocessing.get(name, {}),
+                           **({"weights": self.weights[name]} if name in self.weights else {})}
                 self.cache[name] = as_classifier(name, **options).to(self.device).eval()
         return self.cache[name]
 

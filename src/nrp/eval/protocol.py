@@ -75,7 +75,7 @@ def run_classification(
     run_dir = Path(config.out)
     images = load_eval_images(config.images, config.labels, config.label_offset, config.max_images)
     stems = images.stems()
-    models = ModelBank(context.device, config.model_weights, provided_models)
+    models = ModelBank(context.device, config.model_weights, provided_models, config.preprocessing)
     for name in [*config.targets, *config.sources]:
         models.classifier(name)  # unknown names and missing weights fail here, before any work is stored
     clean = clean_set(run_dir)

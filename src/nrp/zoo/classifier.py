@@ -1,4 +1,4 @@
-"""A frozen ImageNet classifier for [0, 1] images of any size: resize, centre-crop and normalise inside."""
+"""A frozen ImageNet classifier for [0, 1] images of any size: its published resize, centre-crop and normalisation inside."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from nrp.errors import InputError
 
 # crop_pct = crop / resize must map back to resize: 200 / (200 / 241) is 240.99999999999997 in floats.
 FLOOR_TOLERANCE = 1e-6
+INTERPOLATIONS = ("bilinear", "bicubic")
 
 
 def pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -43,17 +44,28 @@ def scale_size(input_size: int | Sequence[int], crop_pct: float | None) -> int |
     return sides[0] if height == width else sides
 
 
-def resize_crop(x: torch.Tensor, input_size: int | Sequence[int], resize: int | Sequence[int] | None = None) -> torch.Tensor:
-    """Resize images (bilinear, no antialiasing, so it is differentiable and cheap) and centre-crop them.
+def resize_crop(
+    x: torch.Tensor,
+    input_size: int | Sequence[int],
+    resize: int | Sequence[int] | None = None,
+    interpolation: str = "bilinear",
+    antialias: bool = True,
+) -> torch.Tensor:
+    """Bring images to ``input_size``: unchanged when they already have it, else resize and centre-crop.
 
-    The same geometry as torchvision's ``resize`` then ``center_crop``: an int ``resize`` scales the
-    short side to it (the long side to ``int(resize * long / short)``), a pair resizes to exactly that,
-    ``None`` resizes straight to ``input_size`` (no crop).
+    An image of exactly ``input_size`` is returned as it is (the same tensor): a resize-and-crop would
+    itself be an input transformation, a defense of its own, and would discard the borders. Otherwise the
+    geometry is torchvision's ``resize`` then ``center_crop``: an int ``resize`` scales the short side to it
+    (the long side to ``int(resize * long / short)``), a pair resizes to exactly that, ``None`` resizes
+    straight to ``input_size`` (no crop). The resize is differentiable; bicubic results are clamped to
+    [0, 1] as PIL's 8-bit output is.
 
     Args:
-        x: images ``(B, C, H, W)``, any range (the geometry does not care).
+        x: images ``(B, C, H, W)`` in [0, 1].
         input_size: the output size ``S`` or ``(h, w)``.
         resize: see above; it must not be smaller than ``input_size``.
+        interpolation: ``"bilinear"`` or ``"bicubic"``, as the model's weights expect.
+        antialias: low-pass before downscaling (PIL and torchvision's tensor resize do; ignored when enlarging).
 
     Returns:
         ``(B, C, h, w)``.
@@ -61,8 +73,14 @@ def resize_crop(x: torch.Tensor, input_size: int | Sequence[int], resize: int | 
     Example:
         >>> resize_crop(torch.rand(2, 3, 64, 80), 32, resize=36).shape
         torch.Size([2, 3, 32, 32])
+        >>> x = torch.rand(1, 3, 32, 32); resize_crop(x, 32, resize=36) is x
+        True
     """
     height, width = pair(input_size)
+    if tuple(x.shape[-2:]) == (height, width):
+        return x
+    if interpolation not in INTERPOLATIONS:
+        raise InputError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
     if resize is None:
         size = (height, width)
     elif isinstance(resize, int):
@@ -74,7 +92,9 @@ def resize_crop(x: torch.Tensor, input_size: int | Sequence[int], resize: int | 
     if size[0] < height or size[1] < width:
         raise InputError(f"cannot centre-crop {height}x{width} from images resized to {size[0]}x{size[1]}")
     if tuple(x.shape[-2:]) != size:
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
+        x = F.interpolate(x, size=size, mode=interpolation, align_corners=False, antialias=antialias)
+        if interpolation == "bicubic":
+            x = x.clamp(0, 1)
     if size == (height, width):
         return x
     top = int(round((size[0] - height) / 2.0))
@@ -85,8 +105,10 @@ def resize_crop(x: torch.Tensor, input_size: int | Sequence[int], resize: int | 
 class ImageClassifier(nn.Module):
     """An ImageNet classifier for ``[0, 1]`` images of any size, its preprocessing inside.
 
-    ``forward`` resizes (bilinear, no antialiasing) the short side to ``resize`` and centre-crops
-    ``input_size`` (or, when ``crop_pct`` is ``None`` or 1, resizes straight to ``input_size``), normalises
+    ``forward`` passes an image of exactly ``input_size`` to the network unchanged; any other size is
+    resized (``interpolation``, ``antialias``: the model's published policy) with its short side to
+    ``resize`` and centre-cropped to ``input_size`` (or, when ``crop_pct`` is ``None`` or 1, resized
+    straight to ``input_size``); then it normalises
     with the network's mean/std (buffers), runs the network, and drops the first ``label_offset`` logits:
     TF-slim's 1001-class models put "background" at index 0, so outputs are always the 1000 ImageNet
     classes, 0-based. All parameters are frozen and the module starts in eval mode; every step is
@@ -102,6 +124,8 @@ class ImageClassifier(nn.Module):
         label_offset: logits to drop in front (0, or 1 for a background class).
         num_classes: the classes returned, after dropping.
         name: how the model is named in logs and reports (the zoo name).
+        interpolation: ``"bilinear"`` or ``"bicubic"``, the resize the weights were evaluated with.
+        antialias: low-pass before downscaling (as PIL and torchvision's presets do).
 
     Shapes:
         ``(B, 3, H, W)`` in [0, 1], any ``H, W`` -> logits ``(B, num_classes)``.
@@ -123,15 +147,22 @@ class ImageClassifier(nn.Module):
         label_offset: int = 0,
         num_classes: int = 1000,
         name: str = "",
+        interpolation: str = "bilinear",
+        antialias: bool = True,
     ) -> None:
         super().__init__()
         if label_offset not in (0, 1):
             raise InputError(f"label_offset must be 0 or 1 (a background class first), got {label_offset!r}")
+        if interpolation not in INTERPOLATIONS:
+            raise InputError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
         self.network = network
         self.name = name
         self.input_size = pair(input_size)
         self.crop_pct = crop_pct
         self.resize = scale_size(self.input_size, crop_pct)
+        self.interpolation = interpolation
+        self.antialias = bool(antialias)
+        self.identity: dict[str, object] = {}  # what built it (zoo name, weights), set by create_model
         self.label_offset = label_offset
         self.num_classes = num_classes
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
@@ -142,10 +173,16 @@ class ImageClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise InputError(f"{self.name or 'the classifier'} takes RGB images (B, 3, H, W), got shape {tuple(x.shape)}")
-        x = resize_crop(x, self.input_size, self.resize)
+        x = resize_crop(x, self.input_size, self.resize, self.interpolation, self.antialias)
         logits = self.network((x - self.mean) / self.std)  # (B, label_offset + num_classes)
         return logits[:, self.label_offset:]
 
+    def preprocessing(self) -> dict[str, object]:
+        """The preprocessing policy as plain values (for fingerprints and reports)."""
+        return {"input_size": list(self.input_size), "crop_pct": self.crop_pct, "interpolation": self.interpolation,
+                "antialias": self.antialias, "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+
     def extra_repr(self) -> str:
         return (f"name={self.name!r}, input_size={self.input_size}, resize={self.resize}, "
+                f"interpolation={self.interpolation}, antialias={self.antialias}, "
                 f"label_offset={self.label_offset}, num_classes={self.num_classes}")

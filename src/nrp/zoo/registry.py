@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torchvision
 
 from nrp.errors import InputError
+from nrp.fingerprint import file_sha256
 from nrp.features.efficientnet_lite import EFFICIENTNET_LITE
 from nrp.zoo.classifier import ImageClassifier, pair
 from nrp.zoo.sources import build_network
@@ -23,7 +24,8 @@ from nrp.zoo.spec import ModelSpec, resolve_spec
 logger = logging.getLogger(__name__)
 
 TIMM_PREFIX = "timm/"
-TF_INCEPTION = dict(input_size=(299, 299), crop_pct=0.875, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+TF_INCEPTION = dict(input_size=(299, 299), crop_pct=0.875, interpolation="bicubic", antialias=True, mean=(0.5, 0.5, 0.5),
+                    std=(0.5, 0.5, 0.5))
 
 MODELS: dict[str, ModelSpec] = {}
 
@@ -70,6 +72,8 @@ def create_model(
     download: bool = True,
     input_size: int | Sequence[int] | None = None,
     crop_pct: float | None = None,
+    interpolation: str | None = None,
+    antialias: bool | None = None,
 ) -> ImageClassifier:
     """The classifier ``name`` for [0, 1] images of any size, frozen, in eval mode, on the CPU.
 
@@ -85,6 +89,10 @@ def create_model(
         input_size: evaluate at this size (``S`` or ``(H, W)``) instead of the entry's (e.g. 224 for the
             EfficientNet-Lite models, whose native sizes are 224/240/260).
         crop_pct: the centre crop instead of the entry's (1.0: resize straight to ``input_size``).
+        interpolation: ``"bilinear"`` or ``"bicubic"`` instead of the entry's.
+        antialias: antialias the resize, or not, instead of the entry's.
+
+    An input of exactly ``input_size`` always reaches the network unchanged; only other sizes are resized.
 
     Returns:
         An :class:`ImageClassifier`: ``(B, 3, H, W)`` in [0, 1] -> logits ``(B, 1000)``.
@@ -101,13 +109,25 @@ def create_model(
         torch.Size([2, 1000])
     """
     spec = model_spec(name)
-    overrides = {"input_size": None if input_size is None else pair(input_size), "crop_pct": crop_pct}
+    overrides = {"input_size": None if input_size is None else pair(input_size), "crop_pct": crop_pct,
+                 "interpolation": interpolation, "antialias": antialias}
     spec = dataclasses.replace(spec, **{key: value for key, value in overrides.items() if value is not None})
     network, label_offset = build_network(spec, pretrained, weights, download, name)
     logger.info("model %s: %s %s, %s weights", name, spec.source, spec.upstream,
                 weights or ("pretrained" if pretrained else "random"))
-    return ImageClassifier(network, spec.input_size, spec.mean, spec.std, crop_pct=spec.crop_pct,
-                           label_offset=label_offset, num_classes=1000, name=name)
+    classifier = ImageClassifier(network, spec.input_size, spec.mean, spec.std, crop_pct=spec.crop_pct,
+                                 label_offset=label_offset, num_classes=1000, name=name,
+                                 interpolation=spec.interpolation, antialias=spec.antialias)
+    classifier.identity = {"model": name, "source": spec.source, "upstream": spec.upstream,
+                           "weights": _weights_identity(weights, pretrained), **classifier.preprocessing()}
+    return classifier
+
+
+def _weights_identity(weights: str | os.PathLike | None, pretrained: bool) -> str:
+    """What filled the network: a file's SHA-256, the upstream's published weights, or random ones."""
+    if weights is not None:
+        return f"sha256:{file_sha256(weights)}"
+    return "published" if pretrained else "random"
 
 
 UNPUBLISHED_ENS3 = ("no public PyTorch weights: timm and torchvision publish none, so pass a state dict of "

@@ -15,6 +15,9 @@ from nrp.features.efficientnet_lite import STD as LITE_STD
 SOURCES = ("torchvision", "timm", "efficientnet-lite")
 IMAGENET_CLASSES = 1000
 TIMM_INSTALL_HINT = "pip install 'nrp-purifier[timm]'"
+# TensorFlow's EfficientNet(-Lite) evaluation: a centre crop of S / (S + 32) of the image, bicubic resize to S
+# (efficientnet/preprocessing.py, CROP_PADDING = 32; tf.image.resize does not antialias).
+TF_EFFICIENTNET_CROP_PADDING = 32
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class ModelSpec:
         input_size: the network's input ``(H, W)``; ``None``: the upstream config's.
         crop_pct: ``input_size`` over the short side before the centre crop; 1.0 resizes straight to
             ``input_size``; ``None``: the upstream config's.
+        interpolation: ``"bilinear"`` or ``"bicubic"``, the resize the weights were evaluated with; ``None``:
+            the upstream config's.
+        antialias: whether that resize low-passes before downscaling (PIL and torchvision do, TF does not);
+            ``None``: the upstream config's.
         mean: per-channel normalisation mean (RGB, [0, 1] units); ``None``: the upstream config's.
         std: per-channel normalisation standard deviation; ``None``: the upstream config's.
         label_offset: 1 when logit 0 is TF-slim's "background" class, else 0; ``None``: the upstream config's.
@@ -42,6 +49,8 @@ class ModelSpec:
     paper_name: str = ""
     input_size: tuple[int, int] | None = None
     crop_pct: float | None = None
+    interpolation: str | None = None
+    antialias: bool | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     label_offset: int | None = None
@@ -57,9 +66,11 @@ class ModelSpec:
 def resolve_spec(spec: ModelSpec) -> ModelSpec:
     """``spec`` with every ``None`` field filled from the upstream library's own config.
 
-    torchvision: the default weights' evaluation transforms (crop size, resize size, mean, std); timm: the
-    model's ``pretrained_cfg`` (``input_size``, ``crop_pct``, ``mean``, ``std``, ``num_classes``,
-    ``label_offset``); EfficientNet-Lite: its native size, mean/std 0.5, no crop.
+    torchvision: the default weights' evaluation transforms (crop size, resize size, interpolation,
+    antialias, mean, std); timm: the model's ``pretrained_cfg`` (``input_size``, ``crop_pct``,
+    ``interpolation``, ``mean``, ``std``, ``num_classes``, ``label_offset``), antialiased as timm's PIL
+    resize is; EfficientNet-Lite: TensorFlow's evaluation (crop ``S / (S + 32)``, bicubic, no antialiasing),
+    mean/std 0.5.
     """
     upstream = upstream_config(spec.source, spec.upstream)
     filled = {key: value for key, value in upstream.items() if getattr(spec, key) is None}
@@ -71,7 +82,8 @@ def upstream_config(source: str, upstream: str) -> dict:
     if source == "torchvision":
         preset = torchvision.models.get_model_weights(upstream).DEFAULT.transforms()
         crop, resize = preset.crop_size[0], preset.resize_size[0]
-        return dict(input_size=(crop, crop), crop_pct=crop / resize, mean=tuple(preset.mean), std=tuple(preset.std),
+        return dict(input_size=(crop, crop), crop_pct=crop / resize, interpolation=preset.interpolation.value,
+                    antialias=bool(preset.antialias), mean=tuple(preset.mean), std=tuple(preset.std),
                     label_offset=0, num_outputs=IMAGENET_CLASSES)
     if source == "timm":
         try:
@@ -80,10 +92,12 @@ def upstream_config(source: str, upstream: str) -> dict:
             config = None
         if config is None:
             raise InputError(f"timm has no model '{upstream}'")
-        return dict(input_size=tuple(config.input_size[1:]), crop_pct=config.crop_pct, mean=tuple(config.mean),
+        return dict(input_size=tuple(config.input_size[1:]), crop_pct=config.crop_pct,
+                    interpolation=config.interpolation, antialias=True, mean=tuple(config.mean),
                     std=tuple(config.std), label_offset=config.label_offset or 0, num_outputs=config.num_classes)
     size = EFFICIENTNET_LITE[upstream]
-    return dict(input_size=(size, size), crop_pct=1.0, mean=LITE_MEAN, std=LITE_STD, label_offset=0,
+    return dict(input_size=(size, size), crop_pct=size / (size + TF_EFFICIENTNET_CROP_PADDING),
+                interpolation="bicubic", antialias=False, mean=LITE_MEAN, std=LITE_STD, label_offset=0,
                 num_outputs=IMAGENET_CLASSES)
 
 
