@@ -77,7 +77,7 @@ def test_missing_cached_weights_name_the_file_the_cache_and_the_flag(tmp_path: P
     message = str(caught.value)
     assert "vgg16-397923af.pth" in message
     assert str(tmp_path / "hub" / "checkpoints") in message
-    assert "--backbone-weights" in message
+    assert "weights=FILE" in message  # the command line adds its own flag (nrp.cli.messages)
 
 
 def test_failed_download_becomes_one_clear_error(tmp_path: Path, monkeypatch):

@@ -10,6 +10,7 @@ from nrp.attacks import DISTANCES, ssp
 from nrp.attacks.ssp import DEFAULT_STEP_SIZE, DEFAULT_STEPS, STARTS, reference_preprocess
 from nrp.cli import exit_codes, fff, transfer
 from nrp.cli.common import add_io_arguments, check_positive, plan, process
+from nrp.cli.messages import BACKBONE_HINT
 from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.features import DEFAULT_BACKBONE, DEFAULT_LAYER, build_feature_extractor
@@ -40,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layer", default=DEFAULT_LAYER, help=f"layer whose features are distorted (default {DEFAULT_LAYER}: VGG16 features[:16])")
     parser.add_argument("--backbone-weights", help="weights file of the backbone, when it is not in the torchvision/timm cache")
     parser.add_argument("--no-download", action="store_true", help="fail at once if the backbone weights are not cached")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, weights_hint=BACKBONE_HINT)
 
 
 def run(args: argparse.Namespace) -> int:

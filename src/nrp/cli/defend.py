@@ -9,6 +9,7 @@ import torch
 
 from nrp.cli import exit_codes
 from nrp.cli.common import add_io_arguments, plan, process
+from nrp.cli.messages import PURIFIER_HINT
 from nrp.cli.signature_flags import add_signature_flags, read_signature_flags
 from nrp.defenses import DEFENSES, create_defense
 from nrp.devices import resolve_device
@@ -40,7 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         parser = defenses.add_parser(name, help=summary, description=summary)
         add_io_arguments(parser)
         add_signature_flags(parser, factory, HANDLED, PIXEL_ARGUMENTS)
-        parser.set_defaults(run=run, defense_factory=factory, defense_name=name)
+        hint = PURIFIER_HINT if "weights" in inspect.signature(factory).parameters else None
+        parser.set_defaults(run=run, defense_factory=factory, defense_name=name, weights_hint=hint)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from tqdm import tqdm
 
 from nrp.cli import exit_codes
+from nrp.cli.messages import EVAL_HINT
 from nrp.eval.config import load_eval_config
 from nrp.eval.run import run_evaluation
 
@@ -40,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--batch-size", type=int, help="images per batch (default 16)")
     add("--seed", type=int, help="seed of every random draw (default 0)")
     add("--device", help="cpu, cuda or auto (default)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, weights_hint=EVAL_HINT)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from nrp.attacks import apply_universal, fff, load_perturbation, save_perturbati
 from nrp.attacks.fff import DEFAULT_EPS, DEFAULT_ITERATIONS
 from nrp.cli import exit_codes
 from nrp.cli.common import add_io_arguments, check_positive, plan, process
+from nrp.cli.messages import FFF_HINT
 from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.features import activation_layers, build_feature_extractor
@@ -41,7 +42,7 @@ def add_parser(attacks: argparse._SubParsersAction) -> None:
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS, help=f"optimisation steps (default {DEFAULT_ITERATIONS}, the paper's)")
     parser.add_argument("--size", type=int, default=224, help="side of the square perturbation crafted (default 224)")
     parser.add_argument("--perturbation", help="apply this saved perturbation instead of crafting one")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, weights_hint=FFF_HINT)
 
 
 def run(args: argparse.Namespace) -> int:

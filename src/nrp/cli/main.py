@@ -11,6 +11,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 import nrp
 from nrp.cli import attack, data, defend, demo, evaluate, exit_codes, purify, train
+from nrp.cli.messages import error_line
 from nrp.errors import NRPError
 
 
@@ -36,9 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommand_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of the deepest subcommand named in ``argv`` (``nrp attack ssp`` -> the ``ssp`` parser)."""
+    for token in argv:
+        choices = next((action.choices for action in parser._actions if isinstance(action, argparse._SubParsersAction)), {})
+        if token in choices:
+            parser = choices[token]
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nrp`` with ``argv`` (default: ``sys.argv[1:]``) and return its exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported with the usage of the subcommand they were given to, not the top level's
+        subcommand_parser(parser, sys.argv[1:] if argv is None else argv).error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="nrp: %(levelname)s: %(message)s",
@@ -48,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with logging_redirect_tqdm():
             return args.run(args)
     except NRPError as error:
-        print(f"nrp: error: {error}", file=sys.stderr)
+        print(f"nrp: error: {error_line(error, args)}", file=sys.stderr)
         return exit_codes.ERROR
     except KeyboardInterrupt:
         print("nrp: interrupted; outputs written so far are complete, run again to resume", file=sys.stderr)

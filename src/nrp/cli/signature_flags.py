@@ -7,7 +7,11 @@ import inspect
 from collections.abc import Callable, Collection
 from typing import Any
 
+from nrp.cli.flag_help import parameter_help
 from nrp.units import PIXEL_SCALE
+
+ALIASES = {"tile_size": ("--tile",)}
+"""Extra spellings of a parameter's flag, so a knob has one name across commands (``nrp purify --tile``)."""
 
 
 def tunable_parameters(function: Callable, handled: Collection[str]) -> list[inspect.Parameter]:
@@ -19,20 +23,31 @@ def tunable_parameters(function: Callable, handled: Collection[str]) -> list[ins
 def add_signature_flags(
     parser: argparse.ArgumentParser, function: Callable, handled: Collection[str], pixel: Collection[str]
 ) -> None:
-    """Add ``--name`` for every tunable parameter; parameters without a default become required flags."""
+    """Add ``--name`` for every tunable parameter; parameters without a default become required flags.
+
+    Each flag's help says what it does (:func:`~nrp.cli.flag_help.parameter_help`) and its default, in
+    0-255 units for the ``pixel`` parameters.
+    """
     for parameter in tunable_parameters(function, handled):
-        flag = "--" + parameter.name.replace("_", "-")
+        flags = ["--" + parameter.name.replace("_", "-"), *ALIASES.get(parameter.name, ())]
         required = parameter.default is inspect.Parameter.empty
         kind = _flag_type(parameter)
-        units = " (0-255 units)" if parameter.name in pixel else ""
+        units = ", 0-255 units" if parameter.name in pixel else ""
+        what = parameter_help(function, parameter.name) or parameter.name.replace("_", " ")
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default: {parameter.default}")
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, dest=parameter.name,
+                                help=f"{what} (default: {parameter.default})")
             continue
         shown = parameter.default
         if parameter.name in pixel and isinstance(shown, (int, float)):
             shown = f"{shown * PIXEL_SCALE:g}"
-        help_text = "required" if required else "optional" if shown is None else f"default: {shown}"
-        parser.add_argument(flag, type=kind, default=None, required=required, help=help_text + units)
+        if required:
+            what += f" (required{units})"
+        elif shown is not None:
+            what += f" (default: {shown}{units})"
+        elif units:
+            what += f" ({units.removeprefix(', ')})"
+        parser.add_argument(*flags, type=kind, default=None, required=required, dest=parameter.name, help=what)
 
 
 def read_signature_flags(

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from nrp.attacks import DISTANCES
 from nrp.cli import exit_codes
+from nrp.cli.messages import TRAIN_HINT
 from nrp.purifiers import PURIFIERS
 from nrp.training.config import TrainConfig, build_config, config_fields, load_config_file
 from nrp.distributed import setup, teardown
@@ -76,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--val-every", type=int, help=f"iterations between validations (default {DEFAULTS.val_every})")
     add("--log-every", type=int, help=f"iterations between log records (default {DEFAULTS.log_every})")
     add("--resume", action="store_true", default=None, help="continue from the newest checkpoint in --out")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, weights_hint=TRAIN_HINT)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ import torch
 from nrp.attacks import ATTACKS
 from nrp.cli import exit_codes
 from nrp.cli.common import add_io_arguments, plan, process
+from nrp.cli.flag_help import plain_text
+from nrp.cli.messages import MODEL_HINT
 from nrp.cli.models import add_model_arguments, load_models
 from nrp.cli.signature_flags import add_signature_flags, read_signature_flags
 from nrp.devices import resolve_device
@@ -29,11 +31,14 @@ OWN_COMMANDS = {"ssp", "fff"}
 
 
 def add_parsers(attacks: argparse._SubParsersAction) -> None:
-    """One ``nrp attack NAME`` subcommand per attack in the registry."""
+    """One ``nrp attack NAME`` subcommand per attack in the registry; a second name of one function is its alias."""
     for name, function in sorted(ATTACKS.items()):
         if name in OWN_COMMANDS:
             continue
-        summary = (inspect.getdoc(function) or name).splitlines()[0]
+        summary = plain_text((inspect.getdoc(function) or name).splitlines()[0])
+        canonical = attack_name(function)
+        if canonical != name:
+            summary = f"alias of {canonical}: {summary}"
         parser = attacks.add_parser(name, help=summary, description=summary + " Pixel quantities are in 0-255 units.")
         add_io_arguments(parser)
         add_model_arguments(parser)
@@ -43,7 +48,13 @@ def add_parsers(attacks: argparse._SubParsersAction) -> None:
         if "target" in inspect.signature(function).parameters:
             parser.add_argument("--targeted", action="store_true", help="targeted: the CSV's target column, else random targets (seeded)")
         add_signature_flags(parser, function, HANDLED, PIXEL_ARGUMENTS)
-        parser.set_defaults(run=run, attack_function=function, attack_name=name)
+        parser.set_defaults(run=run, attack_function=function, attack_name=name, weights_hint=MODEL_HINT)
+
+
+def attack_name(function) -> str:
+    """The registered name of ``function`` that matches its Python name (else its first, alphabetically)."""
+    names = sorted(name for name, registered in ATTACKS.items() if registered is function)
+    return function.__name__ if function.__name__ in names else names[0]
 
 
 def run(args: argparse.Namespace) -> int:

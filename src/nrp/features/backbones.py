@@ -58,7 +58,7 @@ def build_feature_extractor(
 
     Raises:
         WeightsUnavailableError: the weights are neither cached nor downloadable; the message names the
-            missing file, the cache folder and the ``--backbone-weights`` flag.
+            missing file, the cache folder and how to provide it.
         InputError: unknown backbone or layer (the message lists valid choices).
 
     Example:

@@ -24,6 +24,6 @@ def shipped_weights() -> Path:
     if not SHIPPED_FILE.is_file():
         raise WeightsUnavailableError(
             f"the shipped purifier {SHIPPED_FILE.name} is missing from this installation ({SHIPPED_FILE.parent}); "
-            "reinstall nrp-purifier, or pass a purifier with --weights (e.g. the authors' NRP.pth)"
+            "reinstall nrp-purifier, or pass a purifier weights file (e.g. the authors' NRP.pth)"
         )
     return SHIPPED_FILE
