@@ -73,3 +73,12 @@ def test_output_in_range_and_shape(images):
 def test_bad_rounding():
     with pytest.raises(InputError, match="rounding"):
         JpegDifferentiable(rounding="floor")
+
+
+
+def test_computes_in_float32_under_a_callers_bfloat16_autocast(smooth_images):
+    x = smooth_images(2, 32, 48)
+    expected = jpeg_differentiable(x, quality=75)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = jpeg_differentiable(x, quality=75)
+    assert result.dtype == torch.float32 and torch.equal(result, expected)

@@ -89,7 +89,10 @@ def jpeg_differentiable(
             gradient 1) or ``"cubic"`` (Shin & Song, 2017: forward ``round(t) + (t - round(t))**3``).
 
     Returns:
-        ``(B, 3, H, W)`` in [0, 1]; gradients reach ``x`` (non-zero almost everywhere).
+        ``(B, 3, H, W)`` in [0, 1], float32 (float64 for float64 input): the codec is computed in float32 at
+        least, with autocast turned off, since half-precision rounding of 0..255 samples (bfloat16 keeps 8
+        bits) would be an error as large as the approximation's own. Gradients reach ``x`` (non-zero almost
+        everywhere).
 
     Example:
         >>> x = torch.rand(1, 3, 16, 16, requires_grad=True)
@@ -101,6 +104,11 @@ def jpeg_differentiable(
     check_int("quality", quality, 1, 100)
     check_choice("subsampling", subsampling, SUBSAMPLINGS)
     check_choice("rounding", rounding, ROUNDINGS)
+    with torch.autocast(x.device.type, enabled=False):
+        return _jpeg_in_full_precision(x.to(torch.promote_types(x.dtype, torch.float32)), quality, subsampling, rounding)
+
+
+def _jpeg_in_full_precision(x: torch.Tensor, quality: int, subsampling: str, rounding: str) -> torch.Tensor:
     height, width = x.shape[-2:]
     fh, fw = _FACTORS[subsampling]
     luma_table, chroma_table = (table.to(dtype=x.dtype, device=x.device) for table in quantization_tables(quality))
