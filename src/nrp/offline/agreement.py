@@ -196,16 +196,18 @@ def demo_input(image: Image.Image) -> torch.Tensor:
 
 
 def zoo_classify(classifiers: Mapping[str, Classifier] | None = None,
-                 cache: dict[str, dict[str, int]] | None = None) -> Callable[[Image.Image], dict[str, int]]:
+                 cache: dict[str, dict[str, int]] | None = None,
+                 names: Sequence[str] = AGREEMENT_MODELS) -> Callable[[Image.Image], dict[str, int]]:
     """An RGB image -> ``{model name: top-1 class}`` of each classifier on :func:`demo_input`.
 
     Args:
         classifiers: name -> ``(B, 3, H, W)`` in [0, 1] -> logits ``(B, classes)``; default: the zoo's
-            :data:`AGREEMENT_MODELS`, built on first use.
+            models ``names``, each built on first use.
         cache: ``{model name: {SHA-256 of the decoded pixels: class}}``, read and filled in place, so a re-run
             classifies only new images.
+        names: the zoo models used when ``classifiers`` is not given.
     """
-    names = list(classifiers) if classifiers is not None else list(AGREEMENT_MODELS)
+    names = list(classifiers) if classifiers is not None else list(names)
     built: dict[str, Classifier] = dict(classifiers or {})
     cache = cache if cache is not None else {}
 

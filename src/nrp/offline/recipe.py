@@ -39,6 +39,7 @@ from nrp.atomic import atomic_path
 from nrp.errors import InputError
 from nrp.offline.agreement import DEFAULT_CAP, GCOMPRIS_RCC, build_agreement_set
 from nrp.offline.thumbnails import same_picture, thumbnail_of
+from nrp.offline.training_photos import lay_out_training_photos
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def default_cache() -> Path:
 
 def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | os.PathLike = OPENCV_DATA,
                     training: bool = True, agreement: bool = False, gcompris_rcc: str | os.PathLike | None = None,
-                    agreement_cap: int = DEFAULT_CAP) -> OfflineLayout:
+                    agreement_cap: int = DEFAULT_CAP, training_photos: bool = False) -> OfflineLayout:
     """Lay out the evaluation and (with ``training``) training photos under ``cache`` (default :func:`default_cache`).
 
     With ``agreement`` (which needs ``training``, to check against the training photos), also the evaluation
@@ -148,7 +149,14 @@ def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | o
                                      evaluation_files + unlabelled, gcompris_rcc if gcompris_rcc is not None else GCOMPRIS_RCC,
                                      cap=agreement_cap)
         records += agreed or []
-    laid_out = {"eval/"} | ({"train/", "val/"} if training else set()) | ({"eval_agreement/"} if agreed is not None else set())
+    photos = None
+    if training_photos:
+        evaluation_sets = [p for folder in (layout.eval_images, layout.agreement_images) if folder.is_dir()
+                           for p in sorted(folder.iterdir())]
+        photos = lay_out_training_photos(layout.root, evaluation_sets)
+        records += photos
+    laid_out = {"eval/"} | ({"train/", "val/"} if training else set()) | ({"eval_agreement/"} if agreed is not None else set()) \
+        | ({"photos/"} if photos is not None else set())
     records += _kept_records(layout, laid_out)
     with atomic_path(layout.manifest) as tmp:
         tmp.write_text(json.dumps({"files": records}, indent=1))
