@@ -1,8 +1,9 @@
-"""Purifier networks (NRP, NRP_resG, NRP-Lite), the purifier defense, and loading/saving their weights."""
+"""Purifier networks (NRP, NRP_resG, NRP-Lite, NRP-MS), the purifier defense, and loading/saving their weights."""
 
 from nrp.purifiers.dynamic import dynamic_noise
 from nrp.purifiers.lite_arch import NRPLite
 from nrp.purifiers.loading import load_network, save_network
+from nrp.purifiers.multiscale_arch import MultiScalePurifier
 from nrp.purifiers.nrp_arch import NRP
 from nrp.purifiers.purifier import Purifier
 from nrp.purifiers.registry import PURIFIERS, architecture_of, create_network, register_purifier
@@ -11,6 +12,7 @@ from nrp.purifiers.shipped import shipped_weights
 from nrp.purifiers.tiling import purify_tiled
 
 __all__ = [
+    "MultiScalePurifier",
     "NRP",
     "NRPLite",
     "NRPResG",

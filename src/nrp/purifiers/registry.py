@@ -11,6 +11,7 @@ from torch import nn
 
 from nrp.errors import InputError
 from nrp.purifiers.lite_arch import NRPLite
+from nrp.purifiers.multiscale_arch import MultiScalePurifier
 from nrp.purifiers.nrp_arch import NRP
 from nrp.purifiers.resg_arch import NRPResG
 
@@ -64,7 +65,7 @@ def infer_architecture(state_dict: dict[str, torch.Tensor]) -> tuple[str, dict[s
 
 
 def _count_blocks(state_dict: dict[str, torch.Tensor], trunk: str) -> int:
-    indices = {int(key.split(".")[1]) for key in state_dict if key.startswith(trunk + ".")}
+    indices = {int(key[len(trunk) + 1:].split(".")[0]) for key in state_dict if key.startswith(trunk + ".")}
     if not indices:
         raise KeyError(trunk)
     return max(indices) + 1
@@ -86,6 +87,12 @@ def _lite_arguments(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
     return {"width": state_dict["head.weight"].shape[0], "blocks": _count_blocks(state_dict, "body")}
 
 
+def _multiscale_arguments(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return {"width": state_dict["head.weight"].shape[0], "blocks": _count_blocks(state_dict, "encoder.0"),
+            "levels": _count_blocks(state_dict, "encoder")}
+
+
 register_purifier("nrp", NRP, _nrp_arguments)
 register_purifier("nrp_resg", NRPResG, _resg_arguments)
 register_purifier("nrp_lite", NRPLite, _lite_arguments)
+register_purifier("nrp_ms", MultiScalePurifier, _multiscale_arguments)
