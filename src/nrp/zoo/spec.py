@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torchvision
 
@@ -42,6 +44,8 @@ class ModelSpec:
         published: whether pretrained weights for it can be had; ``False`` entries build with random
             weights or a user's ``weights=`` file only.
         note: what a reader should know (an approximation, missing weights); shown in errors and docs.
+        weights_file: returns the pretrained state dict file (e.g. fetched from a registry package on first
+            use), instead of the upstream library's weights.
     """
 
     source: str
@@ -57,6 +61,7 @@ class ModelSpec:
     num_outputs: int | None = None
     published: bool = True
     note: str = ""
+    weights_file: Callable[[], Path] | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
