@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def process(
                 write_image(image, outputs[index])
             bar.update(len(indices))
     done = len(sources) - len(skipped)
-    logger.info("wrote %d image(s)", done)
+    where = f" to {os.path.commonpath([output.parent for output in outputs])}" if outputs else ""
+    print(f"{description}: wrote {done} image(s){where}" + (f", skipped {len(skipped)} undecodable" if skipped else ""))
     if skipped:
         logger.warning("%d input(s) could not be decoded and were skipped", len(skipped))
         return exit_codes.SKIPPED
