@@ -100,26 +100,15 @@ def main() -> None:
         for library in LIBRARIES:
             timed(warm_up[name][library], x, y, args.seed)
     attacks = build_attacks(model, args.steps)
-    pairs = [(name, library) for name in ATTACKS for library in LIBRARIES]
-    rounds: list[dict[str, dict[str, dict[str, float]]]] = []
-    largest_difference = {name: 0.0 for name in ATTACKS}
-    for index in range(args.rounds):
-        shift = index * 3 % len(pairs)  # rotate by an odd number, so each library also goes first for each attack
-        measured: dict[str, dict[str, dict[str, float]]] = {name: {} for name in ATTACKS}
-        outputs: dict[tuple[str, str], torch.Tensor] = {}
-        for name, library in pairs[shift:] + pairs[:shift]:
-            result = timed(attacks[name][library], x, y, args.seed + index)
-            outputs[name, library] = result.pop("output")
-            measured[name][library] = result
-        for name in ATTACKS:
-            difference = (outputs[name, "nrp"] - outputs[name, "torchattacks"]).abs().max().item()
-            largest_difference[name] = max(largest_difference[name], difference)
-        rounds.append(measured)
-        print(f"round {index + 1}/{args.rounds}: " + ", ".join(
-            f"{name} {measured[name]['nrp']['total']:.2f}/{measured[name]['torchattacks']['total']:.2f} s" for name in ATTACKS
-        ), flush=True)
-
-    results = summarise(rounds, args)
+    rounds, largest_difference = time_rounds(attacks, ATTACKS, LIBRARIES, x, y, args.rounds, args.seed)
+    settings = {
+        "model": "torchvision resnet18, random weights, eval mode",
+        "batch_size": args.batch_size, "image_size": args.image_size, "steps": args.steps,
+        "fgsm_steps": 1, "rounds": args.rounds, "eps": EPS,
+        "step_sizes": {"pgd": 2 / 255, "mi_fgsm": 1.6 / 255, "dim": 1.6 / 255, "ti": 1.6 / 255},
+        "momentum": 1.0, "diversity_prob": 0.7, "diversity_scale": 0.9, "ti_kernel": 15,
+    }
+    results = summarise(rounds, settings, ATTACKS, LIBRARIES)
     results["largest_output_difference"] = largest_difference
     results["machine"] = {**info, "load_average_at_end": load_average()}
     print_table(results)
@@ -127,38 +116,66 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def summarise(rounds: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
-    """Seconds per call and the nrp / torchattacks ratio per attack, by three estimators.
+def time_rounds(
+    attacks: dict[str, dict[str, Callable]], names: tuple[str, ...], libraries: tuple[str, str], x: torch.Tensor,
+    y: torch.Tensor, count: int, seed: int,
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """``count`` timed rounds over every (attack, library) pair, rotating the order each round.
+
+    Returns the per-round seconds and, per attack, the largest output difference between the two libraries.
+    """
+    ours, theirs = libraries
+    pairs = [(name, library) for name in names for library in libraries]
+    rounds: list[dict[str, dict[str, dict[str, float]]]] = []
+    largest_difference = {name: 0.0 for name in names}
+    for index in range(count):
+        shift = index * 3 % len(pairs)  # rotate by an odd number, so each library also goes first for each attack
+        measured: dict[str, dict[str, dict[str, float]]] = {name: {} for name in names}
+        outputs: dict[tuple[str, str], torch.Tensor] = {}
+        for name, library in pairs[shift:] + pairs[:shift]:
+            result = timed(attacks[name][library], x, y, seed + index)
+            outputs[name, library] = result.pop("output")
+            measured[name][library] = result
+        for name in names:
+            difference = (outputs[name, ours] - outputs[name, theirs].detach()).abs().max().item()
+            largest_difference[name] = max(largest_difference[name], difference)
+        rounds.append(measured)
+        print(f"round {index + 1}/{count}: " + ", ".join(
+            f"{name} {measured[name][ours]['total']:.2f}/{measured[name][theirs]['total']:.2f} s" for name in names
+        ), flush=True)
+    return rounds, largest_difference
+
+
+def summarise(
+    rounds: list[dict[str, Any]], settings: dict[str, Any], attacks: tuple[str, ...], libraries: tuple[str, str]
+) -> dict[str, Any]:
+    """Seconds per call and the ratio ``libraries[0] / libraries[1]`` per attack, by three estimators.
 
     ``median``: median over rounds of the ratio within each round (the headline). ``min``: ratio of the
     fastest calls; other processes only ever add time, so on a busy machine it is the better estimate.
     ``cpu``: median ratio of process CPU seconds (all threads).
     """
+    ours, theirs = libraries
     per_attack: dict[str, Any] = {}
-    for name in ATTACKS:
-        wall = {library: [r[name][library]["total"] for r in rounds] for library in LIBRARIES}
-        cpu = {library: [r[name][library]["cpu"] for r in rounds] for library in LIBRARIES}
-        per_round = [a / b for a, b in zip(wall["nrp"], wall["torchattacks"])]
+    for name in attacks:
+        wall = {library: [r[name][library]["total"] for r in rounds] for library in libraries}
+        cpu = {library: [r[name][library]["cpu"] for r in rounds] for library in libraries}
+        per_round = [a / b for a, b in zip(wall[ours], wall[theirs])]
         ratio = {
             "median": statistics.median(per_round),
-            "min": min(wall["nrp"]) / min(wall["torchattacks"]),
-            "cpu": statistics.median(a / b for a, b in zip(cpu["nrp"], cpu["torchattacks"])),
+            "min": min(wall[ours]) / min(wall[theirs]),
+            "cpu": statistics.median(a / b for a, b in zip(cpu[ours], cpu[theirs])),
             "per_round": per_round,
         }
         per_attack[name] = {
-            "seconds": {f"{library}_{stat}": fn(wall[library]) for library in LIBRARIES
+            "seconds": {f"{library}_{stat}": fn(wall[library]) for library in libraries
                         for stat, fn in (("median", statistics.median), ("min", min))},
             "ratio": ratio,
             "met": {key: ratio[key] <= TARGET_RATIO for key in ("median", "min", "cpu")},
         }
     return {
-        "settings": {
-            "model": "torchvision resnet18, random weights, eval mode",
-            "batch_size": args.batch_size, "image_size": args.image_size, "steps": args.steps,
-            "fgsm_steps": 1, "rounds": args.rounds, "eps": EPS,
-            "step_sizes": {"pgd": 2 / 255, "mi_fgsm": 1.6 / 255, "dim": 1.6 / 255, "ti": 1.6 / 255},
-            "momentum": 1.0, "diversity_prob": 0.7, "diversity_scale": 0.9, "ti_kernel": 15,
-        },
+        "settings": settings,
+        "libraries": list(libraries),
         "target_ratio": TARGET_RATIO,
         "attacks": per_attack,
         "rounds_seconds": rounds,
@@ -166,14 +183,16 @@ def summarise(rounds: list[dict[str, Any]], args: argparse.Namespace) -> dict[st
 
 
 def print_table(results: dict[str, Any]) -> None:
+    """The summary as a plain-text table."""
     settings = results["settings"]
+    ours, theirs = results["libraries"]
     print(f"\nResNet-18, batch {settings['batch_size']} x {settings['image_size']}x{settings['image_size']}, "
-          f"{settings['steps']} steps (FGSM 1), {settings['rounds']} rounds; seconds per call and nrp / torchattacks")
-    print(f"{'attack':10}{'nrp med':>10}{'ta med':>10}{'ratio med':>11}{'ratio min':>11}{'ratio cpu':>11}  target <= {TARGET_RATIO}")
+          f"{settings['steps']} steps, {settings['rounds']} rounds; seconds per call and {ours} / {theirs}")
+    print(f"{'attack':10}{'ours med':>10}{'theirs med':>11}{'ratio med':>11}{'ratio min':>11}{'ratio cpu':>11}  target <= {TARGET_RATIO}")
     for name, entry in results["attacks"].items():
         seconds, ratio = entry["seconds"], entry["ratio"]
         verdict = "met" if entry["met"]["median"] else "NOT met"
-        print(f"{name:10}{seconds['nrp_median']:10.2f}{seconds['torchattacks_median']:10.2f}"
+        print(f"{name:10}{seconds[ours + '_median']:10.2f}{seconds[theirs + '_median']:11.2f}"
               f"{ratio['median']:11.3f}{ratio['min']:11.3f}{ratio['cpu']:11.3f}  {verdict}")
 
 

@@ -1,5 +1,7 @@
 """The shared loop and its named attacks: bounds, targets, each option's effect, labels, side effects, checks."""
 
+import inspect
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +11,19 @@ from nrp.attacks import ATTACKS, dim, fgsm, i_fgsm, iterative_attack, mi_fgsm, p
 from nrp.errors import InputError
 
 CLASSIFIER_ATTACKS = sorted(name for name in ATTACKS if name not in ("ssp", "fff"))
+FEATURE_LEVEL = {"fia", "naa", "ilpd"}  # untargeted by design; they attack a named layer
+TARGETED_ATTACKS = sorted(set(CLASSIFIER_ATTACKS) - FEATURE_LEVEL)
+
+
+def attack(name, model, x, y=None, **options):
+    """``ATTACKS[name]`` with the tiny classifier's second convolution as the layer of feature-level attacks."""
+    function = ATTACKS[name]
+    parameters = inspect.signature(function).parameters
+    if "layer" in parameters:
+        options["layer"] = "3"
+    if "generator" not in parameters:
+        options.pop("generator", None)
+    return function(model, x, y, **options)
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -37,7 +52,7 @@ def reference_attack(model, x, y, eps, step_size, steps, momentum=0.0, kernel=No
 @pytest.mark.parametrize("eps", [0.0, 1 / 255, 8 / 255, 16 / 255, 0.5])
 def test_every_attack_stays_in_the_eps_ball_and_the_unit_interval(name, eps, classifier64, make_images):
     x = make_images(0, dtype=torch.float64)
-    x_adv = ATTACKS[name](classifier64, x, eps=eps, generator=seeded())
+    x_adv = attack(name, classifier64, x, eps=eps, generator=seeded())
     assert x_adv.dtype == torch.float64 and x_adv.shape == x.shape and not x_adv.requires_grad
     assert (x_adv - x).abs().max().item() <= eps + 1e-12
     assert x_adv.min().item() >= 0.0 and x_adv.max().item() <= 1.0
@@ -49,13 +64,13 @@ def test_every_attack_stays_in_the_eps_ball_and_the_unit_interval(name, eps, cla
 def test_every_untargeted_attack_raises_the_loss_of_the_predicted_class(name, classifier, make_images):
     x = make_images(1)
     predicted = classifier(x).argmax(1)
-    x_adv = ATTACKS[name](classifier, x, eps=8 / 255, generator=seeded())
+    x_adv = attack(name, classifier, x, eps=8 / 255, generator=seeded())
     before = F.cross_entropy(classifier(x), predicted, reduction="none")
     after = F.cross_entropy(classifier(x_adv), predicted, reduction="none")
     assert (after > before).all()
 
 
-@pytest.mark.parametrize("name", CLASSIFIER_ATTACKS)
+@pytest.mark.parametrize("name", TARGETED_ATTACKS)
 def test_every_targeted_attack_raises_the_target_log_probability(name, classifier, make_images):
     x = make_images(2)
     target = torch.tensor([3, 7, 0, 9])
@@ -190,12 +205,11 @@ def test_the_uniform_start_is_uniform_in_the_ball(make_images):
     assert abs(noise.mean().item()) < 0.02 and abs(noise.var().item() - 1 / 3) < 0.02
 
 
-@pytest.mark.parametrize("name", ["fgsm", "pgd", "dim", "mi_ti_fgsm"])
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "dim", "mi_ti_fgsm", "fia", "naa", "ilpd", "bsr", "admix"])
 def test_no_labels_means_the_models_own_predictions(name, classifier, make_images):
     x = make_images(15)
     predicted = classifier(x).argmax(1)
-    attack = ATTACKS[name]
-    assert torch.equal(attack(classifier, x, generator=seeded()), attack(classifier, x, predicted, generator=seeded()))
+    assert torch.equal(attack(name, classifier, x, generator=seeded()), attack(name, classifier, x, predicted, generator=seeded()))
 
 
 @pytest.mark.parametrize("name", CLASSIFIER_ATTACKS)
@@ -203,7 +217,7 @@ def test_no_labels_means_the_models_own_predictions(name, classifier, make_image
 def test_attacks_leave_the_mode_and_the_parameters_gradients_alone(name, train, classifier, make_images):
     classifier.train(train)
     modes = [module.training for module in classifier.modules()]
-    ATTACKS[name](classifier, make_images(16), generator=seeded())
+    attack(name, classifier, make_images(16), generator=seeded())
     assert [module.training for module in classifier.modules()] == modes
     assert all(parameter.grad is None for parameter in classifier.parameters())
 

@@ -8,25 +8,30 @@ from nrp.errors import InputError
 
 PAPER_NAMES = ["fgsm", "r_fgsm", "i_fgsm", "pgd", "mi_fgsm", "dim", "ti_fgsm", "mi_ti_fgsm", "dim_ti_fgsm",
                "mi_dim_ti_fgsm", "fff", "ssp"]
+LATER_NAMES = ["fia", "naa", "ilpd", "bsr", "admix"]  # feature-level and input-transformation transfer attacks
+FEATURE_LEVEL = {"fia", "naa", "ilpd"}
 
 
 def test_every_paper_attack_is_registered_under_its_lower_case_name_and_exported():
-    assert sorted(ATTACKS) == sorted(PAPER_NAMES)
-    for name in PAPER_NAMES:
+    assert sorted(ATTACKS) == sorted(PAPER_NAMES + LATER_NAMES)
+    for name in PAPER_NAMES + LATER_NAMES:
         assert get_attack(name) is getattr(attacks, name)
 
 
-@pytest.mark.parametrize("name", sorted(set(PAPER_NAMES) - {"fff", "ssp"}))
+@pytest.mark.parametrize("name", sorted(set(PAPER_NAMES + LATER_NAMES) - {"fff", "ssp"}))
 def test_classifier_attacks_share_one_calling_convention(name):
     parameters = list(inspect.signature(ATTACKS[name]).parameters.values())
     assert [p.name for p in parameters[:4]] == ["model", "x", "y", "eps"]
     assert parameters[2].default is None and parameters[3].default == 16 / 255
     assert all(p.kind is p.KEYWORD_ONLY for p in parameters[4:])
-    assert {"target", "generator"} <= {p.name for p in parameters[4:]}
+    if name in FEATURE_LEVEL:  # untargeted by design, on a named layer
+        assert "layer" in {p.name for p in parameters[4:]} and "target" not in {p.name for p in parameters}
+    else:
+        assert {"target", "generator"} <= {p.name for p in parameters[4:]}
 
 
 def test_unknown_names_raise_with_the_known_ones():
-    with pytest.raises(InputError, match=r"unknown attack 'mifgsm'; known: dim, dim_ti_fgsm, fff, fgsm, i_fgsm"):
+    with pytest.raises(InputError, match=r"unknown attack 'mifgsm'; known: admix, bsr, dim, dim_ti_fgsm, fff, fgsm, fia, i_fgsm"):
         get_attack("mifgsm")
 
 

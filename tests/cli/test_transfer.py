@@ -105,3 +105,14 @@ def test_fff_crafts_one_perturbation_saves_it_and_applies_it_to_every_image(clas
 def test_fff_needs_layers_for_a_backbone_without_vgg_features(classes, tmp_path, capsys):
     code = main(["attack", "fff", str(classes), "--out", str(tmp_path / "out"), "--backbone", "resnet18", "--iterations", "1"])
     assert code == exit_codes.ERROR and "--layers" in capsys.readouterr().err
+
+
+def test_fia_takes_its_layer_from_the_command_line(classes, squeezenet, tmp_path, capsys):
+    out = tmp_path / "adv"
+    with pytest.raises(SystemExit):
+        attack(["fia", str(classes), "--steps", "2", "--ensemble", "2"], squeezenet, out)
+    assert "the following arguments are required: --layer" in capsys.readouterr().err
+    args = ["fia", str(classes), "--steps", "2", "--ensemble", "2", "--layer", "network.features.3", "--eps", "4"]
+    assert attack(args, squeezenet, out) == exit_codes.OK
+    clean, adversarial = read_image(classes / "ant" / "ant0.png"), read_image(out / "ant" / "ant0.png")
+    assert 0 < (adversarial - clean).abs().max() <= 4 / 255 + 1e-6

@@ -1,4 +1,5 @@
-"""Adversarial attacks on [0, 1] images: SSP (Algorithm 1), the transfer attacks of Tables 1 and 5, and FFF.
+"""Adversarial attacks on [0, 1] images: SSP (Algorithm 1), the transfer attacks of Tables 1 and 5, FFF, and the
+feature-level (FIA, NAA, ILPD) and input-transformation (BSR, Admix) transfer attacks that followed.
 
 Classifier attacks are functions ``name(model, x, y=None, eps=16/255, *, ...)`` returning detached adversarial
 images in [0, 1]; ``model`` may be a list of models (attacked through their mean logits). All share one loop,
@@ -6,11 +7,15 @@ images in [0, 1]; ``model`` may be a list of models (attacked through their mean
 are arguments. :data:`ATTACKS` maps each lower-case name to its function.
 """
 
+from nrp.attacks.admix import admix, admix_copies
+from nrp.attacks.bsr import bsr, bsr_copies
 from nrp.attacks.distances import DISTANCES, get_distance
 from nrp.attacks.ensemble import Ensemble, as_model
 from nrp.attacks.fff import apply_universal, fff, fff_objective, load_perturbation, save_perturbation, vgg_activations
+from nrp.attacks.feature_level import fia, ilpd, naa
 from nrp.attacks.fgsm import fgsm, r_fgsm
 from nrp.attacks.iterative import iterative_attack
+from nrp.attacks.layers import LayerOutput, find_layer
 from nrp.attacks.named import dim, dim_ti_fgsm, i_fgsm, mi_dim_ti_fgsm, mi_fgsm, mi_ti_fgsm, pgd, ti_fgsm
 from nrp.attacks.registry import ATTACKS, get_attack, register
 from nrp.attacks.ssp import ssp
@@ -24,6 +29,15 @@ __all__ = [
     "DefendedModel",
     "GRADIENT_MODES",
     "ATTACKS",
+    "LayerOutput",
+    "admix",
+    "admix_copies",
+    "bsr",
+    "bsr_copies",
+    "fia",
+    "find_layer",
+    "ilpd",
+    "naa",
     "DISTANCES",
     "Ensemble",
     "apply_universal",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,10 @@ from nrp.errors import InputError
 
 RANDOM_STARTS = ("uniform", "sign")
 RANDOM_TARGET = "random"
+# A many-copy input transformation (BSR, Admix): (x_t, generator) -> (k * B, C, H', W') copies, image b at k * B + b.
+InputTransform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
+# An objective replacing the cross-entropy: (model outputs, labels) -> scalar to ascend, summed over images.
+Objective = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 
 def iterative_attack(
@@ -43,6 +47,8 @@ def iterative_attack(
     ti_kernel: int | None = None,
     target: torch.Tensor | str | None = None,
     generator: torch.Generator | None = None,
+    input_transform: InputTransform | None = None,
+    loss: Objective | None = None,
 ) -> torch.Tensor:
     """L-inf sign-gradient attack on the cross-entropy of ``model``; each option adds one published idea.
 
@@ -50,7 +56,10 @@ def iterative_attack(
     the ``steps`` iterations computes
 
     * ``grad = d J(model(T(x_t)), y) / d x_t`` with ``T`` the DIM transformation (Xie et al., CVPR 2019, Eq. 1),
-      applied with probability ``diversity_prob``, identity otherwise;
+      applied with probability ``diversity_prob``, identity otherwise; or ``T = input_transform``, which
+      returns ``k`` transformed copies of the batch (BSR, Admix), ``J`` then summing over all ``k * B`` copies
+      with the labels repeated, i.e. the gradient summed over the copies; ``J = loss`` replaces the
+      cross-entropy (the feature-level objectives of FIA and NAA);
     * ``grad <- W * grad`` with ``W`` TI's Gaussian kernel of side ``ti_kernel`` (Dong et al., CVPR 2019, Eq. 8);
     * ``g_{t+1} = momentum * g_t + grad / mean|grad|`` per image (MI-FGSM, Dong et al., CVPR 2018, Eq. 6; the
       mean instead of the L1 norm changes no sign), only when ``momentum > 0``; else ``g_{t+1} = grad``;
@@ -84,6 +93,10 @@ def iterative_attack(
             uniformly among the classes other than ``y`` (the paper's Appendix B).
         generator: random generator for the start, DIM's draws and random targets; ``None`` uses torch's
             global generator (drawing in torchattacks' order, so seeded runs can be compared with it).
+        input_transform: ``(x_t, generator) -> copies`` of shape ``(k * B, C, H', W')``, copy ``j`` of image
+            ``b`` at index ``j * B + b``, differentiable in ``x_t``; exclusive with ``diversity_prob``.
+        loss: ``(model(inputs), labels) -> scalar`` to ascend (targeted attacks cannot take one); ``labels`` are ``y`` as given (repeated per copy), not checked against class counts, as
+            ``model`` may return features. ``None``: the cross-entropy summed over the batch.
 
     Returns:
         adversarial images shaped and typed like ``x``, in [0, 1], ``|x_adv - x| <= eps``, detached.
@@ -119,6 +132,10 @@ def iterative_attack(
         check_labels(y, x.shape[0], "y")
     if isinstance(target, torch.Tensor):
         check_labels(target, x.shape[0], "target")
+    if input_transform is not None and diversity_prob > 0.0:
+        raise InputError("give either input_transform or diversity_prob, not both")
+    if loss is not None and target is not None:
+        raise InputError("a custom loss is ascended as given: targeted attacks use the cross-entropy")
     model = as_model(model)
 
     x = x.detach()
@@ -129,10 +146,10 @@ def iterative_attack(
     project = not (steps == 1 and random_start is None and step_size <= eps)
     lower, upper = ((x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)) if project else (None, None)
     kernel = None if ti_kernel is None else gaussian_kernel1d(ti_kernel, dtype=x.dtype, device=x.device)
-    first_pass_sees_x = random_start is None and diversity_prob == 0.0
+    first_pass_sees_x = random_start is None and diversity_prob == 0.0 and input_transform is None
 
     labels = target if isinstance(target, torch.Tensor) else y
-    if labels is None and not first_pass_sees_x:
+    if labels is None and loss is None and not first_pass_sees_x:
         with torch.no_grad():
             labels = model(x).argmax(1)
     x_adv = x if random_start is None else _random_start(x, random_start, start_size, generator)
@@ -140,11 +157,19 @@ def iterative_attack(
     for step in range(steps):
         x_adv = x_adv.detach().requires_grad_(True)
         with torch.enable_grad():
-            inputs = x_adv if diversity_prob == 0.0 else input_diversity(x_adv, diversity_prob, diversity_scale, generator)
-            logits = model(inputs)
-            if step == 0:
-                labels = _attack_labels(labels, logits, target, generator)
-            (gradient,) = torch.autograd.grad(F.cross_entropy(logits, labels, reduction="sum"), x_adv)
+            if input_transform is not None:
+                inputs = input_transform(x_adv, generator)
+            else:
+                inputs = x_adv if diversity_prob == 0.0 else input_diversity(x_adv, diversity_prob, diversity_scale, generator)
+            outputs = model(inputs)
+            copies = inputs.shape[0] // x.shape[0]
+            if loss is not None:
+                objective = loss(outputs, _repeat(labels, copies))
+            else:
+                if step == 0:
+                    labels = _attack_labels(labels, outputs, target, generator)
+                objective = F.cross_entropy(outputs, _repeat(labels, copies), reduction="sum")
+            (gradient,) = torch.autograd.grad(objective, x_adv)
         with torch.no_grad():
             if kernel is not None:
                 gradient = smooth_gradient(gradient, kernel)
@@ -158,6 +183,11 @@ def iterative_attack(
             x_adv = torch.add(x_adv.detach(), gradient.sign(), alpha=signed_step)
             x_adv = x_adv.clamp_(lower, upper) if project else x_adv.clamp_(0.0, 1.0)
     return x_adv.detach()
+
+
+def _repeat(labels: torch.Tensor | None, copies: int) -> torch.Tensor | None:
+    """The labels of ``copies`` stacked copies of the batch."""
+    return labels if labels is None or copies == 1 else labels.repeat(copies)
 
 
 def _random_start(x: torch.Tensor, kind: str, size: float, generator: torch.Generator | None) -> torch.Tensor:
