@@ -154,9 +154,9 @@ def test_csv_round_trip(tmp_path: Path) -> None:
     with open(path, newline="", encoding="utf-8") as handle:
         lines = list(csv.reader(handle))
     assert lines[0] == ["source", "attack", "eps", "defense", "target", "images", "top1", "top5", "success_rate",
-                        "fooling_rate", "clean_top1"]
+                        "fooling_rate", "clean_top1", "fingerprint"]
     assert len(lines) == len(ROWS) + 1
-    assert lines[3] == ["lite0", "fgsm", "16", "none", "lite2", "20", "0.5", "", "0.5", "0.45", "0.9"]
+    assert lines[3] == ["lite0", "fgsm", "16", "none", "lite2", "20", "0.5", "", "0.5", "0.45", "0.9", ""]
     assert read_csv(path) == [Row(**r) for r in ROWS]
 
 
@@ -171,7 +171,7 @@ def test_csv_round_trip_cross_task(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "cross.csv", [CrossTaskRow(**r) for r in CROSS])
     with open(path, newline="", encoding="utf-8") as handle:
         header = next(csv.reader(handle))
-    assert header == ["task", "attack", "eps", "defense", "model", "metric", "value"]
+    assert header == ["task", "attack", "eps", "defense", "model", "metric", "value", "fingerprint"]
     assert read_csv(path) == [CrossTaskRow(**r) for r in CROSS]
 
 

@@ -41,6 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--batch-size", type=int, help="images per batch (default 16)")
     add("--seed", type=int, help="seed of every random draw (default 0)")
     add("--device", help="cpu, cuda or auto (default)")
+    add("--stale", choices=("recompute", "refuse"),
+        help="a stored set or prediction made under another configuration: recompute it (default, logged) or refuse to run")
     parser.set_defaults(run=run, weights_hint=EVAL_HINT)
 
 
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the configuration, run the experiment with progress bars, print where the report went."""
     overrides = {key: getattr(args, key) for key in ("images", "labels", "label_offset", "out", "sources", "attacks",
                                                       "defenses", "targets", "eps", "image_size", "max_images",
-                                                      "batch_size", "seed", "device")}
+                                                      "batch_size", "seed", "device", "stale")}
     config = load_eval_config(args.config, overrides)
     paths = run_evaluation(config, progress=progress_bar)
     if "html" in paths:

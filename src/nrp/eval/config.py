@@ -9,6 +9,7 @@ from typing import Any
 
 from nrp.config_files import read_config_mapping
 from nrp.errors import InputError
+from nrp.eval.artefacts import check_label, check_policy, folder_name
 from nrp.units import check_pixel_budget
 
 NO_DEFENSE = "none"
@@ -30,12 +31,15 @@ class Component:
     def parse(cls, value: str | dict[str, Any], what: str) -> Component:
         """``"jpeg"`` or ``{"name": "jpeg", "quality": 75, "label": "JPEG (q=75)"}``."""
         if isinstance(value, str):
+            check_label(value, what)
             return cls(value, {}, value)
         if not isinstance(value, dict) or "name" not in value:
             raise InputError(f"each {what} must be a name or a mapping with a 'name' key, got {value!r}")
         params = {key: item for key, item in value.items() if key not in ("name", "label")}
-        label = value.get("label") or _default_label(value["name"], params)
-        return cls(str(value["name"]), params, str(label))
+        label = value.get("label")
+        label = _default_label(value["name"], params) if label is None else str(label)
+        check_label(label, what)
+        return cls(str(value["name"]), params, label)
 
 
 @dataclass
@@ -47,6 +51,8 @@ class EvalConfig:
     feature extractor from its own ``backbone``/``layer`` parameters, so it is crafted once whatever the sources.
     ``preprocessing`` sets a zoo model's resize policy by name (``{inc_v3: {crop_pct: 1.0, interpolation:
     bilinear}}``; keys :data:`PREPROCESSING_KEYS`); unset, each model has its published one (docs/models.md).
+    ``stale`` says what to do with a stored set or prediction made under another configuration than this
+    one (:mod:`nrp.eval.artefacts`): ``recompute`` it (logged), or ``refuse`` to run.
     """
 
     images: str = ""
@@ -71,6 +77,7 @@ class EvalConfig:
     metric: str = "top1"
     curves: dict[str, Any] | None = None
     cross_task: dict[str, Any] | None = None
+    stale: str = "recompute"
 
     def validate(self) -> None:
         """Refuse values that cannot work, naming the key and the accepted range."""
@@ -90,12 +97,9 @@ class EvalConfig:
         if self.max_images is not None and self.max_images < 1:
             raise InputError(f"max_images must be >= 1, got {self.max_images}")
         self._validate_preprocessing()
-        labels = [c.label for c in self.defense_components()]
-        if len(set(labels)) != len(labels):
-            raise InputError(f"defense labels must be unique, got {', '.join(labels)} (give each a 'label')")
-        labels = [c.label for c in self.attack_components()]
-        if len(set(labels)) != len(labels):
-            raise InputError(f"attack labels must be unique, got {', '.join(labels)} (give each a 'label')")
+        check_policy(self.stale)
+        _check_unique([c.label for c in self.defense_components()], "defense")
+        _check_unique([c.label for c in self.attack_components()], "attack")
         if self.cross_task is not None:
             from nrp.eval.cross_task_config import CrossTaskConfig
             CrossTaskConfig.parse(self.cross_task, self.eps)  # fail at the start, not after the classification run
@@ -121,6 +125,18 @@ class EvalConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, for results.json."""
         return dataclasses.asdict(self)
+
+
+def _check_unique(labels: list[str], what: str) -> None:
+    """Labels name folders: refuse repeats, and ones a case-insensitive file system would merge."""
+    if len(set(labels)) != len(labels):
+        raise InputError(f"{what} labels must be unique, got {', '.join(labels)} (give each a 'label')")
+    folded: dict[str, str] = {}
+    for label in labels:
+        other = folded.setdefault(folder_name(label).casefold(), label)
+        if other != label:
+            raise InputError(f"{what} labels {other!r} and {label!r} differ only in case, so they would share a "
+                             f"folder on case-insensitive file systems; label them otherwise")
 
 
 def _default_label(name: str, params: dict[str, Any]) -> str:

@@ -1,39 +1,39 @@
 """Crafting each adversarial set once and storing it as PNG files with a manifest, so runs resume.
 
 A set is one (source, attack, eps) combination. Its images go to ``RUN/sets/<source>/<attack>/eps<eps>/`` under
-the clean images' names; ``manifest.json`` beside them records what made them and is written last, so a set
-with a manifest is complete. An interrupted set keeps its finished batches: a batch whose files all exist is
-not crafted again. Every batch draws its random numbers from a generator seeded by (run seed, set, batch
+the clean images' names (folder names percent-encoded, :func:`~nrp.eval.artefacts.folder_name`). The set's
+record (:mod:`nrp.eval.records`) is fingerprinted: ``fingerprint.json`` is written before the first image and
+``manifest.json`` after the last, so a set with a manifest of the current fingerprint is complete and one of
+another fingerprint is recomputed (:func:`~nrp.eval.artefacts.open_set_folder`). An interrupted set keeps its
+finished batches: a batch whose files all exist is not crafted again. Every batch draws its random numbers from a generator seeded by (run seed, set, batch
 number), so a resumed or sharded run stores exactly the images a single uninterrupted run would.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nrp.atomic import atomic_path
 from nrp.attacks import ssp
 from nrp.attacks.fff import apply_universal, fff
 from nrp.attacks.registry import get_attack
 from nrp.errors import InputError
+from nrp.eval.artefacts import close_set_folder, folder_name
 from nrp.eval.config import LABEL_FREE_ATTACKS, Component
 from nrp.eval.models import ModelBank
+from nrp.fingerprint import fingerprint
 from nrp.io.write import write_image
 
 logger = logging.getLogger(__name__)
 
 CLEAN = "clean"
 STORED_PNG_COMPRESSION = 1  # lossless either way; level 1 writes several times faster than the default 6
-MANIFEST = "manifest.json"
 SSP_MODEL_KEYS = ("backbone", "layer", "backbone_weights")
 SSP_DEFAULTS = {"backbone": "vgg16", "layer": "conv3_3"}
 PRECOMPUTED = "precomputed"  # adversarial images made elsewhere (e.g. by CDA's generators), read from a folder by name
@@ -47,6 +47,7 @@ class AdversarialSet:
     attack: Component | None
     eps: float
     folder: Path
+    record: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def attack_label(self) -> str:
@@ -62,9 +63,16 @@ class AdversarialSet:
         """Where each image of the set is stored."""
         return [self.folder / f"{stem}.png" for stem in stems]
 
-    def is_complete(self) -> bool:
-        """Whether the manifest exists (written after the last image)."""
-        return (self.folder / MANIFEST).is_file()
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint of :attr:`record`: everything that shaped the set."""
+        return fingerprint(self.record)
+
+    def attack_record(self) -> dict[str, Any]:
+        """The attack as plain values (name, parameters, label), for the set's record."""
+        if self.attack is None:
+            return {}
+        return {"name": self.attack.name, "params": self.attack.params, "label": self.attack.label}
 
 
 def plan_sets(run_dir: Path, sources: list[str], attacks: list[Component], eps_values: list[float]) -> list[AdversarialSet]:
@@ -74,7 +82,7 @@ def plan_sets(run_dir: Path, sources: list[str], attacks: list[Component], eps_v
         for eps in eps_values:
             attack_sources = [attack_source(attack)] if attack.name in LABEL_FREE_ATTACKS else sources
             for source in attack_sources:
-                folder = run_dir / "sets" / safe_name(source) / safe_name(attack.label) / f"eps{eps:g}"
+                folder = run_dir / "sets" / folder_name(source) / folder_name(attack.label) / f"eps{eps:g}"
                 sets.append(AdversarialSet(source, attack, eps, folder))
     return sets
 
@@ -91,11 +99,6 @@ def attack_source(attack: Component) -> str:
         return PRECOMPUTED
     params = {**SSP_DEFAULTS, **attack.params}
     return f"{params['backbone']}:{params['layer']}"
-
-
-def safe_name(text: str) -> str:
-    """A file-system-safe folder name for a label."""
-    return re.sub(r"[^A-Za-z0-9._+=-]+", "_", text).strip("_") or "_"
 
 
 def batch_generator(seed: int, key: str, batch_number: int) -> torch.Generator:
@@ -193,11 +196,7 @@ def write_set(adversarial_set: AdversarialSet, stems: list[str], positions: rang
         write_image(image, adversarial_set.folder / f"{stems[position]}.png", png_compression=STORED_PNG_COMPRESSION)
 
 
-def finish_set(adversarial_set: AdversarialSet, count: int, seed: int) -> None:
+def finish_set(adversarial_set: AdversarialSet, count: int) -> None:
     """Write the manifest that marks a set complete."""
-    record = {"source": adversarial_set.source, "attack": adversarial_set.attack_label, "eps": adversarial_set.eps,
-              "name": None if adversarial_set.attack is None else adversarial_set.attack.name,
-              "params": {} if adversarial_set.attack is None else adversarial_set.attack.params,
-              "images": count, "seed": seed}
-    with atomic_path(adversarial_set.folder / MANIFEST) as tmp:
-        tmp.write_text(json.dumps(record, indent=1, default=str))
+    close_set_folder(adversarial_set.folder, adversarial_set.record, source=adversarial_set.source,
+                     attack=adversarial_set.attack_label, eps=adversarial_set.eps, images=count)

@@ -6,7 +6,9 @@ Stages, each resumable:
 1. the images of the ``cross_task`` section are listed (:func:`~nrp.eval.cross_task_sets.load_task_images`);
 2. every (attack, eps) set is stored as PNG (:func:`~nrp.eval.cross_task_sets.store_set`);
 3. every (set, defense, model) is scored — the clean images read from their own files — and the scores are kept
-   as ``RUN/cross_task/scores/<set>/<defense>/<model>.json`` (written atomically), so re-runs skip them.
+   as ``RUN/cross_task/scores/<set>/<defense>/<model>.json`` (written atomically) with the fingerprint of what
+   shaped them (set, defense name, parameters and tensors, model identity, seed, versions), so re-runs skip them
+   and recompute those made under another configuration.
 
 Each image is decoded once per set and defended once per defense; every model then scores the defended image. A
 randomised defense draws from the global RNG seeded by (run seed, set, defense, image stem) inside
@@ -24,16 +26,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from nrp.atomic import atomic_path
 from nrp.errors import InputError
+from nrp.eval.artefacts import folder_name, stamped, write_json
 from nrp.eval.coco import CocoDataset, read_mask
 from nrp.eval.config import EvalConfig
-from nrp.eval.crafting import batch_generator, safe_name
+from nrp.eval.crafting import batch_generator
 from nrp.eval.cross_task_config import CrossTaskConfig
-from nrp.eval.cross_task_sets import TaskImage, TaskSet, fingerprint, load_task_images, plan_task_sets, store_set
-from nrp.eval.detection import DetectionScorer, build_detector, detect
+from nrp.eval.cross_task_sets import TaskImage, TaskSet, load_task_images, plan_task_sets, store_set
+from nrp.eval.detection import DetectionScorer, detect
+from nrp.eval.models import ModelBank
 from nrp.eval.protocol import ProgressFactory, silent_progress
-from nrp.eval.segmentation import SegmentationScorer, build_segmenter, segment
+from nrp.eval.records import defense_identity
+from nrp.eval.segmentation import SegmentationScorer, segment
+from nrp.fingerprint import fingerprint, module_identity, numerics_versions
 from nrp.io import read_image
 
 logger = logging.getLogger(__name__)
@@ -46,44 +51,6 @@ TASK_OF_METRIC: dict[str, str] = {
     "mean_iou": "semantic_segmentation",
 }
 Scorer = DetectionScorer | SegmentationScorer
-
-
-class TaskModels:
-    """The detectors, segmenters and SSP feature extractors, each built once, on first use.
-
-    Args:
-        cross: the section (which names are detectors, the segmenters' ``num_classes``, ``weights``).
-        device: where models run.
-        weights: weights files by model or backbone name (the experiment's ``model_weights``, then ``cross.weights``).
-        provided: ready-made modules by name (detector/segmenter names, or ``backbone:layer`` for a feature
-            extractor), used as they are: a user's own models, tests' tiny ones.
-    """
-
-    def __init__(self, cross: CrossTaskConfig, device: torch.device, weights: Mapping[str, str] | None = None,
-                 provided: Mapping[str, nn.Module] | None = None) -> None:
-        self.cross = cross
-        self.device = device
-        self.weights = {**(weights or {}), **cross.weights}
-        self.cache = {name: module.to(device).eval().requires_grad_(False) for name, module in (provided or {}).items()}
-
-    def model(self, name: str) -> nn.Module:
-        """The detector or segmenter ``name`` (torchvision's pretrained weights unless ``weights`` names a file)."""
-        if name not in self.cache:
-            if name in self.cross.detectors:
-                model = build_detector(name, weights=self.weights.get(name))
-            else:
-                model = build_segmenter(name, weights=self.weights.get(name), num_classes=self.cross.num_classes)
-            self.cache[name] = model.to(self.device).eval()
-        return self.cache[name]
-
-    def feature_extractor(self, backbone: str, layer: str, weights: str | None = None) -> nn.Module:
-        """SSP's frozen feature extractor: ``layer`` of ``backbone``."""
-        key = f"{backbone}:{layer}"
-        if key not in self.cache:
-            from nrp.features import build_feature_extractor
-            extractor = build_feature_extractor(backbone, layer, weights=weights or self.weights.get(backbone))
-            self.cache[key] = extractor.to(self.device)
-        return self.cache[key]
 
 
 def run_cross_task(
@@ -102,7 +69,8 @@ def run_cross_task(
             picks some by label.
         device: where attacks, defenses and models run.
         progress: progress-bar factory ``(description, total)``.
-        models: ready-made modules by name, see :class:`TaskModels`.
+        models: ready-made modules by name (detector/segmenter names, or ``backbone:layer`` for SSP's feature
+            extractor), used as they are: a user's own models, tests' tiny ones.
 
     Returns:
         Rows ``{task, attack, eps, defense, model, metric, value}`` (see
@@ -118,16 +86,20 @@ def run_cross_task(
     device = torch.device(device)
     run_dir = Path(config.out) / FOLDER
     images, coco = load_task_images(cross)
-    bank = TaskModels(cross, device, config.model_weights, models)
-    sets = plan_task_sets(run_dir, cross)
+    bank = ModelBank(device, {**config.model_weights, **cross.weights}, models)
+    sets = plan_task_sets(run_dir, cross, images, bank, config.seed)
     for task_set in sets[1:]:
-        store_set(task_set, images, bank.feature_extractor, config.seed, device, progress)
+        store_set(task_set, images, bank.feature_extractor, config.seed, device, progress, config.stale)
+    components = {component.label: component for component in config.defense_components()}
+    identities = {label: defense_identity(components[label].name, components[label].params, module)
+                  if label in components else module_identity(module) for label, module in chosen.items()}
     rows = []
     for task_set in sets:
-        scores = score_set(task_set, images, coco, chosen, bank, run_dir, config.seed, progress)
-        for (defense, model), values in scores.items():
+        scores = score_set(task_set, images, coco, chosen, identities, cross, bank, run_dir, config.seed, progress,
+                           config.stale)
+        for (defense, model), (values, stamp) in scores.items():
             rows.extend({"task": TASK_OF_METRIC[metric], "attack": task_set.label, "eps": task_set.eps,
-                         "defense": defense, "model": model, "metric": metric, "value": value}
+                         "defense": defense, "model": model, "metric": metric, "value": value, "fingerprint": stamp}
                         for metric, value in values.items())
     return rows
 
@@ -144,7 +116,7 @@ def _choose_defenses(cross: CrossTaskConfig, defenses: Mapping[str, nn.Module]) 
 
 def score_path(run_dir: Path, task_set: TaskSet, defense: str, model: str) -> Path:
     """Where the scores of ``model`` behind ``defense`` on ``task_set`` are kept."""
-    return run_dir / "scores" / task_set.relative / safe_name(defense) / f"{safe_name(model)}.json"
+    return run_dir / "scores" / task_set.relative / folder_name(defense) / f"{folder_name(model)}.json"
 
 
 def score_set(
@@ -152,28 +124,34 @@ def score_set(
     images: list[TaskImage],
     coco: CocoDataset | None,
     defenses: Mapping[str, nn.Module],
-    models: TaskModels,
+    identities: Mapping[str, Any],
+    cross: CrossTaskConfig,
+    models: ModelBank,
     run_dir: Path,
     seed: int,
     progress: ProgressFactory = silent_progress,
-) -> dict[tuple[str, str], dict[str, float]]:
-    """``{(defense, model): {metric: value}}`` on ``task_set``, computing only those not kept from an earlier run."""
-    listing = fingerprint(images)
-    names = [*models.cross.detectors, *models.cross.segmenters]
+    policy: str = "recompute",
+) -> dict[tuple[str, str], tuple[dict[str, float], str]]:
+    """``{(defense, model): ({metric: value}, fingerprint)}`` on ``task_set``, computing only those not kept from
+    an earlier run under the same record (``identities``: each defense label's identity, :mod:`nrp.eval.records`)."""
+    names = [*cross.detectors, *cross.segmenters]
+    records = {(defense, name): {"kind": "cross_task_scores", "set": task_set.fingerprint, "key": task_set.key,
+                                 "defense": identities[defense], "model": models.task_identity(name), "seed": seed,
+                                 "numerics": numerics_versions()}
+               for defense in defenses for name in names}
     scores: dict[tuple[str, str], dict[str, float]] = {}
     missing: dict[str, list[str]] = {}
-    for defense in defenses:
-        for name in names:
-            kept = _read_scores(score_path(run_dir, task_set, defense, name), listing)
-            if kept is None:
-                missing.setdefault(defense, []).append(name)
-            else:
-                scores[(defense, name)] = kept
+    for (defense, name), record in records.items():
+        path = score_path(run_dir, task_set, defense, name)
+        payload = json.loads(path.read_text()) if path.is_file() else None
+        if stamped(payload, record, f"cross-task scores of {name} behind {defense} on {task_set.key}", policy):
+            scores[(defense, name)] = payload["scores"]
+        else:
+            missing.setdefault(defense, []).append(name)
     if not missing:
-        return scores
+        return {pair: (values, fingerprint(records[pair])) for pair, values in scores.items()}
     scorers: dict[tuple[str, str], Scorer] = {
-        (defense, name): DetectionScorer(coco) if name in models.cross.detectors
-        else SegmentationScorer(models.cross.num_classes)
+        (defense, name): DetectionScorer(coco) if name in cross.detectors else SegmentationScorer(cross.num_classes)
         for defense, todo in missing.items() for name in todo
     }
     with torch.no_grad(), progress(f"cross-task scores {task_set.label} eps {task_set.eps:g}", len(images)) as bar:
@@ -187,15 +165,20 @@ def score_set(
                     defended = defenses[defense](x).clamp(0, 1)
                 for name in todo:
                     scorer = scorers[(defense, name)]
+                    model = models.task_model(name, name in cross.detectors, cross.num_classes)
                     if isinstance(scorer, DetectionScorer) and image.image_id is not None:
-                        scorer.update([image.image_id], detect(models.model(name), defended))
+                        scorer.update([image.image_id], detect(model, defended))
                     elif isinstance(scorer, SegmentationScorer) and target is not None:
-                        scorer.update(segment(models.model(name), defended).cpu(), target[None])
+                        scorer.update(segment(model, defended).cpu(), target[None])
             bar.update(1)
     for (defense, name), scorer in scorers.items():
         scores[(defense, name)] = scorer.compute()
-        _write_scores(score_path(run_dir, task_set, defense, name), scores[(defense, name)], listing, len(images))
-    return {(defense, name): scores[(defense, name)] for defense in defenses for name in names}
+        record = records[(defense, name)]
+        write_json(score_path(run_dir, task_set, defense, name),
+                   {"scores": scores[(defense, name)], "images": len(images), "fingerprint": fingerprint(record),
+                    "record": record})
+    return {(defense, name): (scores[(defense, name)], fingerprint(records[(defense, name)]))
+            for defense in defenses for name in names}
 
 
 def _target_mask(image: TaskImage, x: torch.Tensor) -> torch.Tensor | None:
@@ -205,15 +188,3 @@ def _target_mask(image: TaskImage, x: torch.Tensor) -> torch.Tensor | None:
     if tuple(mask.shape) != tuple(x.shape[-2:]):
         raise InputError(f"mask {image.mask} is {tuple(mask.shape)} but its image is {tuple(x.shape[-2:])} (H, W)")
     return mask
-
-
-def _read_scores(path: Path, listing: str) -> dict[str, float] | None:
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    return record["scores"] if record.get("fingerprint") == listing else None
-
-
-def _write_scores(path: Path, scores: dict[str, float], listing: str, count: int) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({"scores": scores, "images": count, "fingerprint": listing}, indent=1))

@@ -1,32 +1,34 @@
 """The images of the cross-task protocol and their stored adversarial sets (one PNG per image, manifest last).
 
 Images keep their own sizes (COCO's are about 640x480, all different) and are attacked one at a time. A set is
-one (attack, eps) pair, stored as ``RUN/cross_task/sets/<attack>/eps<eps>/<stem>.png``; ``manifest.json`` is
-written after the last image and records the image list, so a set with a matching manifest is complete, and an
-interrupted set keeps every image already stored. SSP draws each image's random start from a generator seeded by
+one (attack, eps) pair, stored as ``RUN/cross_task/sets/<attack>/eps<eps>/<stem>.png`` (the label percent-encoded).
+Its record (the image files and their hashes, the attack, eps, SSP's feature extractor, the seed, the package
+versions) is fingerprinted as the classification sets' are (:mod:`nrp.eval.artefacts`): a set whose manifest has
+the current fingerprint is complete, an interrupted one resumes, one of another fingerprint is recomputed. SSP draws each image's random start from a generator seeded by
 (run seed, set, image stem): the stored image is the same whatever the batching, the order or the subset run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from nrp.atomic import atomic_path
 from nrp.attacks import ssp
 from nrp.errors import InputError
+from nrp.eval.artefacts import close_set_folder, folder_name, open_set_folder
 from nrp.eval.coco import CocoDataset, MaskFolderDataset, load_coco
 from nrp.eval.config import Component
-from nrp.eval.crafting import CLEAN, MANIFEST, PRECOMPUTED, SSP_DEFAULTS, SSP_MODEL_KEYS, batch_generator, safe_name
+from nrp.eval.crafting import CLEAN, PRECOMPUTED, SSP_DEFAULTS, SSP_MODEL_KEYS, batch_generator
 from nrp.eval.cross_task_config import CrossTaskConfig
+from nrp.eval.models import ModelBank
 from nrp.eval.protocol import ProgressFactory
+from nrp.fingerprint import file_sha256, fingerprint, numerics_versions
 from nrp.io import IMAGE_SUFFIXES, read_image, write_image
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class TaskSet:
     attack: Component | None
     eps: float
     folder: Path | None
+    record: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def label(self) -> str:
@@ -61,25 +64,49 @@ class TaskSet:
     @property
     def relative(self) -> Path:
         """``clean`` or ``<attack>/eps<eps>``: the set's place under ``sets/`` and ``scores/``."""
-        return Path(CLEAN) if self.attack is None else Path(safe_name(self.attack.label)) / f"eps{self.eps:g}"
+        return Path(CLEAN) if self.attack is None else Path(folder_name(self.attack.label)) / f"eps{self.eps:g}"
 
     @property
     def key(self) -> str:
         """The set's identity in seeds."""
         return f"cross_task/{self.label}/{self.eps:g}"
 
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint of :attr:`record`: everything that shaped the set."""
+        return fingerprint(self.record)
+
     def path(self, image: TaskImage) -> Path:
         """Where ``image`` of this set is read from."""
         return image.path if self.folder is None else self.folder / f"{image.stem}.png"
 
 
-def plan_task_sets(run_dir: Path, cross: CrossTaskConfig) -> list[TaskSet]:
-    """The clean set, then every (attack, eps) set under ``run_dir/sets``."""
-    sets = [TaskSet(None, 0.0, None)]
+def plan_task_sets(run_dir: Path, cross: CrossTaskConfig, images: list[TaskImage], models: ModelBank,
+                   seed: int) -> list[TaskSet]:
+    """The clean set, then every (attack, eps) set under ``run_dir/sets``, each with its record."""
+    clean = {"kind": "cross_task_clean", "images": [[image.stem, str(image.path), file_sha256(image.path), image.image_id,
+                                                     None if image.mask is None else file_sha256(image.mask)]
+                                                    for image in images], "numerics": numerics_versions()}
+    sets = [TaskSet(None, 0.0, None, clean)]
     for attack in cross.attack_components():
         for eps in cross.eps:
-            sets.append(TaskSet(attack, float(eps), run_dir / "sets" / safe_name(attack.label) / f"eps{eps:g}"))
+            task_set = TaskSet(attack, float(eps), run_dir / "sets" / folder_name(attack.label) / f"eps{eps:g}")
+            record = {"kind": "cross_task_set", "clean": fingerprint(clean), "key": task_set.key,
+                      "attack": {"name": attack.name, "params": attack.params, "label": attack.label}, "eps": float(eps),
+                      "source": _source_identity(attack, float(eps), images, models), "seed": seed,
+                      "numerics": numerics_versions()}
+            sets.append(TaskSet(attack, float(eps), task_set.folder, record))
     return sets
+
+
+def _source_identity(attack: Component, eps: float, images: list[TaskImage], models: ModelBank) -> Any:
+    """SSP's feature extractor, or the precomputed files a set is made from."""
+    if attack.name == PRECOMPUTED:
+        folder = _precomputed_folder(attack, eps)
+        found = [_find(folder, image.stem) for image in images]
+        return {"folder": str(folder), "files": [None if path is None else file_sha256(path) for path in found]}
+    params = {**SSP_DEFAULTS, **attack.params}
+    return models.extractor_identity(params["backbone"], params["layer"], params.get("backbone_weights"))
 
 
 def load_task_images(cross: CrossTaskConfig) -> tuple[list[TaskImage], CocoDataset | None]:
@@ -115,18 +142,11 @@ def _add(by_stem: dict[str, TaskImage], image: TaskImage) -> None:
                                     known.mask or image.mask)
 
 
-def fingerprint(images: list[TaskImage]) -> str:
-    """A short hash of the image list: stored sets and scores of another list are not reused."""
-    listing = json.dumps([[image.stem, image.image_id, image.mask is not None] for image in images])
-    return hashlib.sha256(listing.encode()).hexdigest()[:16]
-
-
 def store_set(task_set: TaskSet, images: list[TaskImage], extractor: ExtractorFactory, seed: int, device: torch.device,
-              progress: ProgressFactory) -> None:
-    """Make and store every missing image of ``task_set``, then its manifest (nothing to do when it matches)."""
-    manifest = task_set.folder / MANIFEST
-    listing = fingerprint(images)
-    if manifest.is_file() and json.loads(manifest.read_text()).get("fingerprint") == listing:
+              progress: ProgressFactory, policy: str = "recompute") -> None:
+    """Make and store every missing image of ``task_set``, then its manifest (nothing to do when it matches;
+    a set stored under another record is recomputed, or refused with ``policy="refuse"``)."""
+    if open_set_folder(task_set.folder, task_set.record, f"cross-task set {task_set.key}", policy):
         return
     attack = None  # built on the first missing image: a set that only lost its manifest needs no model
     with progress(f"cross-task {task_set.label} eps {task_set.eps:g}", len(images)) as bar:
@@ -137,10 +157,7 @@ def store_set(task_set: TaskSet, images: list[TaskImage], extractor: ExtractorFa
                 generator = batch_generator(seed, f"{task_set.key}/{image.stem}", 0)
                 write_image(attack(x, image, generator)[0].cpu(), task_set.path(image))
             bar.update(1)
-    record = {"attack": task_set.label, "name": task_set.attack.name, "params": task_set.attack.params,
-              "eps": task_set.eps, "images": len(images), "fingerprint": listing, "seed": seed}
-    with atomic_path(manifest) as tmp:
-        tmp.write_text(json.dumps(record, indent=1, default=str))
+    close_set_folder(task_set.folder, task_set.record, attack=task_set.label, eps=task_set.eps, images=len(images))
     logger.info("stored cross-task set %s (%d images)", task_set.relative, len(images))
 
 
@@ -149,17 +166,26 @@ def _attack(task_set: TaskSet, extractor: ExtractorFactory) -> Callable[[torch.T
     params = dict(task_set.attack.params)
     eps = task_set.eps / 255
     if task_set.attack.name == PRECOMPUTED:
-        folder = Path(str(params["folder"]).replace("{eps}", f"{task_set.eps:g}"))
+        folder = _precomputed_folder(task_set.attack, task_set.eps)
         return lambda x, image, generator: _precomputed(folder, image, x, eps)
     settings = {**SSP_DEFAULTS, **{key: params.pop(key) for key in SSP_MODEL_KEYS if key in params}}
     features = extractor(settings["backbone"], settings["layer"], settings.get("backbone_weights"))
     return lambda x, image, generator: ssp(x, features, eps=eps, generator=generator, **params)
 
 
+def _precomputed_folder(attack: Component, eps: float) -> Path:
+    """The folder of a precomputed attack at ``eps`` (``{eps}`` in its name filled in, 0-255 units)."""
+    return Path(str(attack.params["folder"]).replace("{eps}", f"{eps:g}"))
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    """The file of ``stem`` in ``folder`` with any image suffix, or ``None``."""
+    return next((folder / f"{stem}{suffix}" for suffix in IMAGE_SUFFIXES if (folder / f"{stem}{suffix}").is_file()), None)
+
+
 def _precomputed(folder: Path, image: TaskImage, x: torch.Tensor, eps: float) -> torch.Tensor:
     """The image made elsewhere (same stem, any image suffix), clipped into the eps ball of the clean image."""
-    path = next((folder / f"{image.stem}{suffix}" for suffix in IMAGE_SUFFIXES
-                 if (folder / f"{image.stem}{suffix}").is_file()), None)
+    path = _find(folder, image.stem)
     if path is None:
         raise InputError(f"precomputed adversarial image for '{image.stem}' not found in {folder}")
     stored = read_image(path).to(x.device)[None]

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 NEURIPS_CSV = "images.csv"
 NEURIPS_IMAGES = "images"
 NEURIPS_OFFSET = 1
+# How resize_square stores a clean image (part of every stored set's fingerprint: change it, change this).
+CLEAN_RESIZE = "short side to image_size, bilinear, antialiased; centre crop; 8-bit"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""The models an evaluation needs, built once and shared: classifiers, ensembles and feature extractors."""
+"""The models an evaluation needs, built once and shared: classifiers, ensembles, feature extractors, and the
+detectors and segmenters of the cross-task protocol."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,6 +12,8 @@ from torch import nn
 
 from nrp.attacks.ensemble import Ensemble
 from nrp.eval.config import ENSEMBLE_JOIN
+from nrp.fingerprint import file_sha256, module_identity
+from nrp.zoo.loaders import MODEL_FILE_SUFFIXES
 
 
 class ModelBank:
@@ -29,6 +33,7 @@ class ModelBank:
         self.device = device
         self.weights = dict(weights or {})
         self.preprocessing = {name: dict(settings) for name, settings in (preprocessing or {}).items()}
+        self.provided = set(provided or {})
         self.cache: dict[str, nn.Module] = {}
         for name, module in (provided or {}).items():
             self.cache[name] = module.to(device).eval().requires_grad_(False)
@@ -53,3 +58,44 @@ class ModelBank:
             from nrp.features import build_feature_extractor
             self.cache[key] = build_feature_extractor(backbone, layer, weights=weights or self.weights.get(backbone)).to(self.device)
         return self.cache[key]
+
+    def task_model(self, name: str, detector: bool, num_classes: int) -> nn.Module:
+        """The detector or segmenter ``name`` (torchvision's pretrained weights unless ``weights`` names a file;
+        a segmenter with ``num_classes`` classes)."""
+        if name not in self.cache:
+            from nrp.eval.detection import build_detector
+            from nrp.eval.segmentation import build_segmenter
+            if detector:
+                model = build_detector(name, weights=self.weights.get(name))
+            else:
+                model = build_segmenter(name, weights=self.weights.get(name), num_classes=num_classes)
+            self.cache[name] = model.to(self.device).eval()
+        return self.cache[name]
+
+    def task_identity(self, name: str) -> Any:
+        """What :meth:`task_model` gives for ``name``, without building it (see :meth:`extractor_identity`)."""
+        if name in self.provided:
+            return module_identity(self.cache[name])
+        file = self.weights.get(name)
+        return {"model": name, "weights": f"sha256:{file_sha256(file)}" if file else "published"}
+
+    def identity(self, name: str) -> Any:
+        """What classifier ``name`` computes, as plain values for fingerprints: a zoo model's name, upstream,
+        weights (file SHA-256 or published) and preprocessing; a model file's SHA-256; a provided module's
+        tensors' hash; an ensemble's members in order."""
+        members = name.split(ENSEMBLE_JOIN)
+        if len(members) > 1:
+            return [self.identity(member) for member in members]
+        model = self.classifier(name)
+        if name not in self.provided and Path(name).suffix.lower() in MODEL_FILE_SUFFIXES:
+            return {"file": name, "sha256": file_sha256(name)}
+        return module_identity(model)
+
+    def extractor_identity(self, backbone: str, layer: str, weights: str | None = None) -> Any:
+        """What :meth:`feature_extractor` gives for these arguments, without building it: a provided module's
+        tensors' hash, else the backbone, layer and weights (file SHA-256, or the library's published ones)."""
+        key = f"{backbone}:{layer}"
+        if key in self.provided:
+            return module_identity(self.cache[key])
+        file = weights or self.weights.get(backbone)
+        return {"backbone": backbone, "layer": layer, "weights": f"sha256:{file_sha256(file)}" if file else "published"}

@@ -2,22 +2,27 @@
 
 Each set is read batch by batch; each defense transforms a batch once and every target classifies the
 defended batch, so no image is decoded or defended twice. Predictions are stored per (set, defense, target)
-as ``RUN/predictions/<set>/<defense>/<target>.pt`` (written atomically), so a re-run evaluates only what is
-missing. A randomised defense (R&P, the dynamic NRP) draws from a generator seeded by (run seed, set,
+as ``RUN/predictions/<set>/<defense>/<target>.pt`` (written atomically) with the fingerprint of their record
+(:func:`~nrp.eval.records.prediction_record`), so a re-run evaluates only what is missing or was made under
+another configuration. A randomised defense (R&P, the dynamic NRP) draws from a generator seeded by (run seed, set,
 defense, batch number), which makes results independent of how batches are spread over processes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from nrp.atomic import atomic_path
-from nrp.eval.crafting import AdversarialSet, batch_generator, safe_name
+from nrp.eval.artefacts import folder_name, stamped
+from nrp.eval.crafting import AdversarialSet, batch_generator
 from nrp.eval.datasets import batch_ranges, read_batch
+from nrp.fingerprint import fingerprint
 
 TOP_K = 5
 
@@ -25,16 +30,22 @@ TOP_K = 5
 def prediction_path(run_dir: Path, adversarial_set: AdversarialSet, defense: str, target: str) -> Path:
     """Where the predictions of ``target`` behind ``defense`` on ``adversarial_set`` are stored."""
     relative = adversarial_set.folder.relative_to(run_dir / "sets")
-    return run_dir / "predictions" / relative / safe_name(defense) / f"{safe_name(target)}.pt"
+    return run_dir / "predictions" / relative / folder_name(defense) / f"{folder_name(target)}.pt"
 
 
-def missing_pairs(run_dir: Path, adversarial_set: AdversarialSet, defenses: list[str], targets: list[str]) -> dict[str, list[str]]:
-    """``{defense: [targets]}`` whose predictions on the set are not stored yet."""
-    missing = {}
-    for defense in defenses:
-        todo = [t for t in targets if not prediction_path(run_dir, adversarial_set, defense, t).is_file()]
-        if todo:
-            missing[defense] = todo
+def missing_pairs(run_dir: Path, adversarial_set: AdversarialSet, records: Mapping[tuple[str, str], dict[str, Any]],
+                  policy: str = "recompute") -> dict[str, list[str]]:
+    """``{defense: [targets]}`` whose predictions on the set are not stored under their record yet.
+
+    ``records`` maps each wanted ``(defense, target)`` to its record; a file stored under another record is
+    logged as stale (or refused, ``policy="refuse"``).
+    """
+    missing: dict[str, list[str]] = {}
+    for (defense, target), record in records.items():
+        path = prediction_path(run_dir, adversarial_set, defense, target)
+        what = f"predictions of {target} behind {defense} on {adversarial_set.key}"
+        if not stamped(_read_payload(path), record, what, policy):
+            missing.setdefault(defense, []).append(target)
     return missing
 
 
@@ -73,12 +84,23 @@ def predict_set(
     return results
 
 
-def save_predictions(path: Path, top5: torch.Tensor) -> None:
-    """Store ``(N, 5)`` predictions atomically."""
+def save_predictions(path: Path, top5: torch.Tensor, record: dict[str, Any]) -> None:
+    """Store ``(N, 5)`` predictions atomically, with the record that made them and its fingerprint."""
+    payload = {"top5": top5.clone(), "fingerprint": fingerprint(record), "record": json.dumps(record, default=str)}
     with atomic_path(path) as tmp:
-        torch.save(top5.clone(), tmp)
+        torch.save(payload, tmp)
 
 
 def load_predictions(path: Path) -> torch.Tensor:
     """The stored ``(N, 5)`` predictions."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True)["top5"]
+
+
+def _read_payload(path: Path) -> dict[str, Any] | None:
+    """The stored file as ``{fingerprint, record}`` (``{}`` for a file of an older layout), ``None`` when absent."""
+    if not path.is_file():
+        return None
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or "fingerprint" not in payload:
+        return {}
+    return {"fingerprint": payload["fingerprint"], "record": json.loads(payload["record"])}

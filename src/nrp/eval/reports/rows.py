@@ -66,6 +66,8 @@ class Row:
         success_rate: share of images the defended target gets wrong, or None.
         fooling_rate: share whose defended prediction differs from the defended clean prediction, or None.
         clean_top1: top-1 accuracy of the defended target on the clean images, or None.
+        fingerprint: of everything the row was computed from (sets, defense, models, labels, versions;
+            :mod:`nrp.eval.records`); empty when unknown.
     """
 
     source: str
@@ -79,6 +81,7 @@ class Row:
     success_rate: float | None = None
     fooling_rate: float | None = None
     clean_top1: float | None = None
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         for name in ("source", "attack", "defense", "target"):
@@ -106,6 +109,7 @@ class CrossTaskRow:
         model: the task model (e.g. ``"maskrcnn"``).
         metric: metric name (e.g. ``"bbox_map50"``, ``"segm_map50"``, ``"pixel_accuracy"``, ``"mean_iou"``).
         value: the metric, fraction in [0, 1].
+        fingerprint: of everything the score was computed from; empty when unknown.
     """
 
     task: str
@@ -115,6 +119,7 @@ class CrossTaskRow:
     model: str
     metric: str
     value: float
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
