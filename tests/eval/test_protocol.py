@@ -9,7 +9,7 @@ from nrp.eval.config import EvalConfig
 from nrp.eval.protocol import run_classification
 from nrp.distributed import DistributedContext
 
-from .conftest import LABELS
+from .conftest import LABELS, BoundaryClassifier
 
 
 def config_for(grey_images, tmp_path, **changes) -> EvalConfig:
@@ -126,3 +126,24 @@ def test_an_unknown_model_fails_before_anything_is_stored(grey_images, tmp_path,
     with pytest.raises(InputError, match="unknown model 'no_such_model'"):
         run_classification(config_for(grey_images, tmp_path, targets=["right", "no_such_model"]), DistributedContext(), tiny_models)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_white_box_attack_flips_every_image_and_a_defense_that_undoes_it_restores_clean_accuracy(boundary_images, tmp_path):
+    # Every image sits 8/255 from the boundary of BoundaryClassifier, so FGSM at eps 16 provably flips all of them,
+    # and two-bit depth reduction maps each attacked image back onto its clean pixels.
+    folder, labels = boundary_images
+    config = EvalConfig(images=str(folder), labels=str(labels), image_size=16, out=str(tmp_path / "run"), sources=["edge"],
+                        attacks=["fgsm"], eps=[16], defenses=["none", {"name": "bit_depth", "bits": 2, "label": "2-bit"}],
+                        targets=["edge"], batch_size=4)
+    config.validate()
+    run = run_classification(config, DistributedContext(), {"edge": BoundaryClassifier()})
+    rows = {(r["attack"], r["defense"]): r for r in run.rows}
+    undefended, defended = rows[("fgsm", "none")], rows[("fgsm", "2-bit")]
+    assert rows[("clean", "none")]["top1"] == 1.0
+    assert undefended["success_rate"] == undefended["fooling_rate"] == 1.0 and undefended["top1"] == 0.0
+    assert defended["top1"] == defended["clean_top1"] == 1.0 and defended["fooling_rate"] == 0.0
+    from nrp.io.read import read_image
+    stems = run.images.stems()
+    for clean_path, adversarial_path in zip(run.clean.paths(stems), run.sets[0].paths(stems)):
+        assert torch.equal((read_image(adversarial_path) * 255).round() - (read_image(clean_path) * 255).round(),
+                           torch.full((3, 16, 16), 16.0))  # the whole budget, every pixel, towards the boundary
