@@ -96,7 +96,9 @@ def _curves(run: ClassificationRun, config: EvalConfig) -> dict[str, list[dict[s
         defense_label = config.grid_defense if config.grid_defense in run.defenses else next(iter(run.defenses))
         stems = run.images.stems()[: settings.images]
         clean = read_batch(run.clean.paths(stems)).to(run.models.device)
-        curves["iterations"] = iteration_curves(settings, clean, run.models, run.defenses[defense_label], config.seed)
+        labels = None if run.images.labels is None else run.images.labels[: settings.images]
+        curves["iterations"] = iteration_curves(settings, clean, run.models, run.defenses[defense_label], config.seed,
+                                                labels)
     return curves or None
 
 
