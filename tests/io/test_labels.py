@@ -7,11 +7,11 @@ from nrp.io import ImageSource
 from nrp.io.labels import folder_labels, labels_for, read_labels_csv
 
 
-def test_a_plain_csv_is_keyed_by_stem(tmp_path: Path):
+def test_a_plain_csv_is_keyed_by_relative_path_without_image_suffix(tmp_path: Path):
     path = tmp_path / "labels.csv"
-    path.write_text("image,label\ncat.png,281\nsub/dog.jpg,207\n")
+    path.write_text("image,label\ncat.png,281\nsub/dog.jpg,207\n./v1.2,5\n")
     labels, targets = read_labels_csv(path)
-    assert labels == {"cat": 281, "dog": 207} and targets == {}
+    assert labels == {"cat": 281, "sub/dog": 207, "v1.2": 5} and targets == {}
 
 
 def test_the_neurips_dev_set_layout_with_one_based_labels(tmp_path: Path):
@@ -24,7 +24,7 @@ def test_the_neurips_dev_set_layout_with_one_based_labels(tmp_path: Path):
 
 @pytest.mark.parametrize(
     "text, message",
-    [("name,label\na,1\n", "has no image column"), ("image,klass\na,1\n", "has no label column"), ("image,label\na,cat\n", "row 2: class 'cat' is not an integer")],
+    [("name,label\na,1\n", "has no image column"), ("image,klass\na,1\n", "has no label column"), ("image,label\na,cat\n", "line 2: class 'cat' is not an integer")],
 )
 def test_bad_csv_files_are_explained(tmp_path: Path, text, message):
     path = tmp_path / "bad.csv"
@@ -56,3 +56,40 @@ def test_lookup_names_the_first_image_without_a_label():
     with pytest.raises(InputError, match=r"no label for /data/b.png in the labels file \(1 image\(s\) missing\)"):
         labels_for([source("a.png"), source("b.png")], {"a": 3})
     assert labels_for([source("x/a.png")], {"a": 3}) == [3]
+
+
+def test_same_name_in_two_class_folders_gets_each_its_own_label(tmp_path: Path):
+    """Issue 17 case 3: keyed by stem, cat/00.png took dog/00.png's label."""
+    path = tmp_path / "labels.csv"
+    path.write_text("image,label\ncat/00.png,0\ndog/00.png,1\ncat/01.png,0\n")
+    labels, _ = read_labels_csv(path)
+    assert labels_for([source("cat/00.png"), source("dog/00.png"), source("cat/01.png")], labels) == [0, 1, 0]
+
+
+def test_two_rows_for_one_image_are_refused_naming_both(tmp_path: Path):
+    path = tmp_path / "labels.csv"
+    path.write_text("image,label\ncat/00.png,0\ndog/00.png,1\ncat/00.jpg,2\n")
+    with pytest.raises(InputError, match=r"lines 2 \(cat/00.png\) and 4 \(cat/00.jpg\) both label image 'cat/00'"):
+        read_labels_csv(path)
+
+
+def test_a_bare_name_shared_by_two_images_is_refused_not_guessed(tmp_path: Path):
+    with pytest.raises(InputError, match="names '00' without a folder, but 2 images have that name"):
+        labels_for([source("cat/00.png"), source("dog/00.png")], {"00": 3})
+
+
+def test_short_rows_name_the_line(tmp_path: Path):
+    path = tmp_path / "labels.csv"
+    path.write_text("image,label\na.png,1\nb.png\n")
+    with pytest.raises(InputError, match=r"labels.csv, line 3: 1 field\(s\), expected 2 \(image, label\)"):
+        read_labels_csv(path)
+
+
+def test_latin1_file_gets_a_clear_message_and_a_bom_is_accepted(tmp_path: Path):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("image,label\ncaf\u00e9.png,1\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"is not UTF-8 text \(byte 0xe9 at offset 15\); save it as UTF-8"):
+        read_labels_csv(latin)
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("image,label\ncaf\u00e9.png,1\n".encode("utf-8-sig"))
+    assert read_labels_csv(bom) == ({"caf\u00e9": 1}, {})
