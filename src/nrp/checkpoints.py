@@ -3,7 +3,9 @@
 ``.pth`` files are read with ``torch.load(weights_only=True)``, so a checkpoint can never run code.
 Checkpoints written by this project describe themselves: besides the tensors they carry the architecture
 name and its constructor arguments (``.pth``: entries of the saved dict; ``.safetensors``: the header's
-string metadata), so loading needs no other information.
+string metadata), so loading needs no other information, and a SHA-256 of their tensors that every read
+verifies (:mod:`nrp.integrity`); ``.pth`` zips are CRC-checked and all weights checked for NaN and infinity.
+Files without a recorded digest (from other projects) are read unverified beyond those two checks.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch import nn
 
 from nrp.atomic import atomic_path
 from nrp.errors import CheckpointError
+from nrp.integrity import DIGEST_KEY, check_finite, check_zip, tensor_digest, verify_digest
 
 # Keys under which other trainers nest the state dict (BasicSR uses "params"/"params_ema").
 NESTED_STATE_KEYS = ("state_dict", "params_ema", "params", "model")
@@ -60,6 +63,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         checkpoint = _read_torch(path, map_location)
     if not checkpoint.state_dict:
         raise CheckpointError(f"{path} holds no tensors: it is not a state dict")
+    check_finite(checkpoint.state_dict, path)
     checkpoint.state_dict = _strip_prefix(checkpoint.state_dict, "module.")
     return checkpoint
 
@@ -69,6 +73,7 @@ def write_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike, extra: dic
 
     ``extra`` entries (optimiser state, step, RNG state of a training run) are stored beside the weights in
     ``.pth`` files; ``.safetensors`` holds tensors and string metadata only, so ``extra`` is refused there.
+    Either way the file records the SHA-256 of all its tensors (:func:`nrp.integrity.tensor_digest`).
     """
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in checkpoint.state_dict.items()}
@@ -76,11 +81,13 @@ def write_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike, extra: dic
         if path.suffix == ".safetensors":
             if extra:
                 raise CheckpointError(f"{path}: .safetensors stores weights only; use .pth for training state")
-            metadata = {ARCHITECTURE_KEY: checkpoint.architecture or "", ARGUMENTS_KEY: json.dumps(checkpoint.arguments)}
+            metadata = {ARCHITECTURE_KEY: checkpoint.architecture or "", ARGUMENTS_KEY: json.dumps(checkpoint.arguments),
+                        DIGEST_KEY: tensor_digest(state)}
             save_file(state, str(tmp), metadata=metadata)
         else:
             payload = {ARCHITECTURE_KEY: checkpoint.architecture, ARGUMENTS_KEY: checkpoint.arguments, "state_dict": state}
             payload.update(extra or {})
+            payload[DIGEST_KEY] = tensor_digest(payload)
             torch.save(payload, tmp)
 
 
@@ -131,6 +138,8 @@ def _read_safetensors(path: Path, map_location: str | torch.device) -> Checkpoin
             state = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path} is not a readable .safetensors file ({_first_line(error)})") from None
+    if metadata.get(DIGEST_KEY):
+        verify_digest(state, metadata[DIGEST_KEY], path)
     try:
         arguments = json.loads(metadata.get(ARGUMENTS_KEY) or "{}")
     except json.JSONDecodeError:
@@ -142,11 +151,13 @@ def load_torch_payload(path: str | os.PathLike, map_location: str | torch.device
     """``torch.load(path, weights_only=True)``; any failure becomes a one-line :class:`CheckpointError`.
 
     The weights-only unpickler accepts tensors, numbers, strings and containers of them, never code:
-    a file that holds anything else is refused, naming the object it holds.
+    a file that holds anything else is refused, naming the object it holds. The zip's CRCs are checked
+    first, and a dict that records a ``sha256`` of its tensors is verified against it (the entry is removed).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
+    check_zip(path)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -161,6 +172,8 @@ def load_torch_payload(path: str | os.PathLike, map_location: str | torch.device
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (not a torch.save file)") from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as error:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({_first_line(error)})") from None
+    if isinstance(payload, dict) and isinstance(payload.get(DIGEST_KEY), str):
+        verify_digest({k: v for k, v in payload.items() if k != DIGEST_KEY}, payload.pop(DIGEST_KEY), path)
     return payload
 
 
