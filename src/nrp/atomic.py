@@ -18,6 +18,17 @@ def _read_umask() -> int:
 
 # mkstemp creates files 0600; the finished file gets the permissions open() would have given it.
 FILE_MODE = 0o666 & ~_read_umask()
+# Room the temporary name needs besides the target's name: ".", ".", mkstemp's 8 random characters, ".tmp".
+_TEMP_EXTRA = 14
+NAME_MAX = 255  # longest file name most file systems accept, in bytes (ext4, XFS, APFS, NTFS)
+
+
+def _temp_prefix(name: str) -> str:
+    """``.<name>.``, with ``name`` cut (at a character boundary) so the temporary name fits in ``NAME_MAX`` bytes."""
+    room = NAME_MAX - _TEMP_EXTRA
+    while len(name.encode()) > room:
+        name = name[:-1]
+    return f".{name}."
 
 
 @contextlib.contextmanager
@@ -25,7 +36,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is renamed onto ``target``.
 
     The temporary file lives in the target's folder (created if needed) so the final ``os.replace`` is a
-    rename within one file system, which is atomic. If the body raises, the temporary file is removed and
+    rename within one file system, which is atomic; its name is the target's (cut to fit the 255-byte limit of
+    file names), hidden, with a random part. If the body raises, the temporary file is removed and
     an existing ``target`` is left untouched.
 
     Example:
@@ -34,7 +46,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target.name), suffix=".tmp")
     os.close(handle)
     tmp = Path(name)
     try:

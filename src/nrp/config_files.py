@@ -22,7 +22,11 @@ def read_config_mapping(path: str | os.PathLike, known_keys: Iterable[str]) -> d
     path = Path(path)
     if not path.is_file():
         raise InputError(f"config file not found: {path}")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"config file {path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                         f"{error.start})") from None
     try:
         values = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as error:
@@ -30,6 +34,9 @@ def read_config_mapping(path: str | os.PathLike, known_keys: Iterable[str]) -> d
         raise InputError(f"cannot read config file {path}: {reason}") from None
     if not isinstance(values, dict):
         raise InputError(f"config file {path} must hold a mapping of keys to values")
+    odd = [key for key in values if not isinstance(key, str)]
+    if odd:
+        raise InputError(f"config file {path}: key {odd[0]!r} is not a name")
     values = {key.replace("-", "_"): value for key, value in values.items()}
     unknown = sorted(set(values) - set(known_keys))
     if unknown:

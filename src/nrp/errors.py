@@ -19,3 +19,7 @@ class CheckpointError(NRPError):
 
 class WeightsUnavailableError(NRPError):
     """Pretrained weights that are neither in the local cache nor downloadable."""
+
+
+class UsageError(InputError):
+    """A bad argument or configuration value (out of range, not finite, inconsistent): exit code 2, before any work."""

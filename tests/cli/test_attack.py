@@ -37,10 +37,11 @@ def test_ssp_is_reproducible_with_a_seed(photos, vgg_weights, tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--eps", "300"], "--eps must be in [0, 255] pixel units, got 300"),
-        (["--eps", "-1"], "--eps must be in [0, 255] pixel units, got -1"),
-        (["--steps", "0"], "--steps must be >= 1, got 0"),
-        (["--step-size", "0"], "--step-size must be > 0"),
+        (["--eps", "300"], "argument --eps: expected a finite number in [0, 255], got '300'"),
+        (["--eps", "-1"], "argument --eps: expected a finite number in [0, 255], got '-1'"),
+        (["--steps", "0"], "argument --steps: expected an integer >= 1, got '0'"),
+        (["--step-size", "0"], "argument --step-size: expected a finite number > 0, got '0'"),
+        (["--step-size", "nan"], "argument --step-size: expected a finite number > 0, got 'nan'"),
         (["--backbone", "vgg17"], "unknown backbone 'vgg17'"),
         (["--layer", "conv9_9"], "unknown layer 'conv9_9' of vgg16"),
     ],
@@ -48,7 +49,7 @@ def test_ssp_is_reproducible_with_a_seed(photos, vgg_weights, tmp_path):
 def test_out_of_range_arguments_are_refused_before_any_work(photos, vgg_weights, tmp_path, capsys, extra, message):
     code = run_ssp([photos], tmp_path / "adv", vgg_weights, *extra)
     err = capsys.readouterr().err
-    assert code == exit_codes.ERROR
+    assert code == (exit_codes.USAGE if "argument" in message else exit_codes.ERROR)
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "adv").exists()
 

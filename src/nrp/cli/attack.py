@@ -15,6 +15,7 @@ from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.features import DEFAULT_BACKBONE, DEFAULT_LAYER, build_feature_extractor
 from nrp.units import PIXEL_SCALE, check_pixel_budget
+from nrp.validation import COUNT, PIXELS, POSITIVE, minimum_input_size
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,9 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "network's features inside an L-inf ball. Needs no labels. eps and step size are in 0-255 pixel units.",
     )
     add_io_arguments(parser)
-    parser.add_argument("--eps", type=float, default=16.0, help="L-inf budget in 0-255 pixel units (default 16)")
-    parser.add_argument("--steps", type=int, help=f"iterations (default {DEFAULT_STEPS})")
-    parser.add_argument("--step-size", type=float, help=f"step in 0-255 units (default {DEFAULT_STEP_SIZE * PIXEL_SCALE:g}, the authors' 0.01)")
+    parser.add_argument("--eps", type=PIXELS, default=16.0, help="L-inf budget in 0-255 pixel units (default 16)")
+    parser.add_argument("--steps", type=COUNT, help=f"iterations (default {DEFAULT_STEPS})")
+    parser.add_argument("--step-size", type=POSITIVE, help=f"step in 0-255 units (default {DEFAULT_STEP_SIZE * PIXEL_SCALE:g}, the authors' 0.01)")
     parser.add_argument("--distance", choices=sorted(DISTANCES), help="feature distance (default mse, as the authors' code; the paper names mae)")
     parser.add_argument("--start", choices=STARTS, help="random start: normal (default; authors' code: pure noise) or uniform in the ball")
     parser.add_argument("--reference", action="store_true", help="the authors' ssp.py exactly: resize 256, centre crop 224, "
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
             reference=args.reference,
         )
 
-    return process(sources, outputs, transform, args.batch_size, device, "ssp")
+    return process(sources, outputs, transform, args.batch_size, device, "ssp",
+                   min_size=minimum_input_size(extractor, device))
 
 
 def _settle_ssp_settings(args: argparse.Namespace) -> None:

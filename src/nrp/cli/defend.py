@@ -13,6 +13,7 @@ from nrp.cli.messages import PURIFIER_HINT
 from nrp.cli.signature_flags import add_signature_flags, read_signature_flags
 from nrp.defenses import DEFENSES, create_defense
 from nrp.devices import resolve_device
+from nrp.validation import minimum_input_size
 
 # Filled by the command itself rather than through a flag of the same name.
 HANDLED = {"generator", "device"}
@@ -63,4 +64,15 @@ def run(args: argparse.Namespace) -> int:
         with torch.inference_mode():
             return defense(batch)
 
-    return process(sources, outputs, transform, args.batch_size, device, args.defense_name)
+    return process(sources, outputs, transform, args.batch_size, device, args.defense_name,
+                   min_size=_minimum_size(defense, parameters.get("generator"), device))
+
+
+def _minimum_size(defense: torch.nn.Module, generator: torch.Generator | None, device: torch.device) -> int:
+    """The defense's smallest input; its random stream is put back, so outputs do not depend on the probe."""
+    state = generator.get_state() if generator is not None else None
+    try:
+        return minimum_input_size(defense, device)
+    finally:
+        if generator is not None:
+            generator.set_state(state)

@@ -12,6 +12,8 @@ from nrp.cli import exit_codes
 from nrp.cli.messages import EVAL_HINT
 from nrp.eval.config import load_eval_config
 from nrp.eval.run import run_evaluation
+from nrp.run_lock import is_rank_zero, run_folder_lock
+from nrp.validation import COUNT, PIXELS, SEED, check_output_folder, number_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,11 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--attacks", help="comma-separated attack names (parameters: use the experiment file)")
     add("--defenses", help="comma-separated defense names (none = undefended)")
     add("--targets", help="comma-separated target models")
-    add("--eps", type=_numbers, help="comma-separated budgets in 0-255 units (default 16)")
-    add("--image-size", type=int, help="images are resized and centre-cropped to this square (default 224)")
-    add("--max-images", type=int, help="evaluate only the first N images")
-    add("--batch-size", type=int, help="images per batch (default 16)")
-    add("--seed", type=int, help="seed of every random draw (default 0)")
+    add("--eps", type=number_list(PIXELS), help="comma-separated budgets in 0-255 units (default 16)")
+    add("--image-size", type=COUNT, help="images are resized and centre-cropped to this square (default 224)")
+    add("--max-images", type=COUNT, help="evaluate only the first N images")
+    add("--batch-size", type=COUNT, help="images per batch (default 16)")
+    add("--seed", type=SEED, help="seed of every random draw (default 0)")
     add("--device", help="cpu, cuda or auto (default)")
     add("--stale", choices=("recompute", "refuse"),
         help="a stored set or prediction made under another configuration: recompute it (default, logged) or refuse to run")
@@ -52,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
                                                       "defenses", "targets", "eps", "image_size", "max_images",
                                                       "batch_size", "seed", "device", "stale")}
     config = load_eval_config(args.config, overrides)
-    paths = run_evaluation(config, progress=progress_bar)
+    check_output_folder(config.out)
+    with run_folder_lock(config.out) if is_rank_zero() else contextlib.nullcontext():
+        paths = run_evaluation(config, progress=progress_bar)
     if "html" in paths:
         print(f"report: {paths['html']}")
         print(f"table:  {paths['markdown']}")
@@ -65,9 +69,3 @@ def progress_bar(description: str, total: int) -> Iterator[tqdm]:
     with tqdm(total=total, desc=description, unit="img", leave=False, dynamic_ncols=True) as bar:
         yield bar
 
-
-def _numbers(text: str) -> list[float]:
-    try:
-        return [float(item) for item in text.split(",") if item]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None

@@ -13,15 +13,17 @@ from tqdm import tqdm
 from nrp.attacks import apply_universal, fff, load_perturbation, save_perturbation
 from nrp.attacks.fff import DEFAULT_EPS, DEFAULT_ITERATIONS
 from nrp.cli import exit_codes
-from nrp.cli.common import add_io_arguments, check_positive, plan, process
+from nrp.cli.common import add_io_arguments, plan, process
 from nrp.cli.messages import FFF_HINT
 from nrp.devices import resolve_device
 from nrp.errors import InputError
 from nrp.features import activation_layers, build_feature_extractor
-from nrp.units import PIXEL_SCALE, check_pixel_budget
+from nrp.units import PIXEL_SCALE
+from nrp.validation import COUNT, PIXELS, Range
 
 logger = logging.getLogger("nrp")
 PERTURBATION_FILE = "fff_perturbation.safetensors"
+MIN_SIZE = Range(int, 32)  # the side of the crafted perturbation: VGG's five pools need 32 px
 
 
 def add_parser(attacks: argparse._SubParsersAction) -> None:
@@ -38,18 +40,15 @@ def add_parser(attacks: argparse._SubParsersAction) -> None:
     parser.add_argument("--backbone-weights", help="weights file of the backbone, when it is not in the torchvision/timm cache")
     parser.add_argument("--no-download", action="store_true", help="fail at once if the backbone weights are not cached")
     parser.add_argument("--layers", help="comma-separated layers (default: every conv's ReLU of a VGG)")
-    parser.add_argument("--eps", type=float, default=DEFAULT_EPS * PIXEL_SCALE, help=f"L-inf radius, 0-255 units (default {DEFAULT_EPS * PIXEL_SCALE:g})")
-    parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS, help=f"optimisation steps (default {DEFAULT_ITERATIONS}, the paper's)")
-    parser.add_argument("--size", type=int, default=224, help="side of the square perturbation crafted (default 224)")
+    parser.add_argument("--eps", type=PIXELS, default=DEFAULT_EPS * PIXEL_SCALE, help=f"L-inf radius, 0-255 units (default {DEFAULT_EPS * PIXEL_SCALE:g})")
+    parser.add_argument("--iterations", type=COUNT, default=DEFAULT_ITERATIONS, help=f"optimisation steps (default {DEFAULT_ITERATIONS}, the paper's)")
+    parser.add_argument("--size", type=MIN_SIZE, default=224, help="side of the square perturbation crafted (default 224)")
     parser.add_argument("--perturbation", help="apply this saved perturbation instead of crafting one")
     parser.set_defaults(run=run, weights_hint=FFF_HINT)
 
 
 def run(args: argparse.Namespace) -> int:
     """Craft or load the perturbation, then perturb every input; returns the exit code."""
-    check_pixel_budget("--eps", args.eps)
-    check_positive("--iterations", args.iterations)
-    check_positive("--size", args.size, minimum=32)
     device = resolve_device(args.device)
     sources, outputs = plan(args)
     if not sources:

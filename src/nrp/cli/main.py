@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import typing
 from collections.abc import Sequence
 
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -12,12 +13,22 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 import nrp
 from nrp.cli import attack, data, defend, demo, evaluate, exit_codes, purify, train
 from nrp.cli.messages import error_line
-from nrp.errors import NRPError
+from nrp.errors import NRPError, UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are :class:`UsageError`: ``main`` prints them as one line and returns exit code 2.
+
+    Subcommand parsers are of the same class, so ``nrp train --lr x`` reports the same way.
+    """
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``nrp`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nrp",
         description="Self-supervised adversarial robustness: purify images with a Neural Representation "
         "Purifier, attack them with the Self-supervised Perturbation, or train a purifier "
@@ -49,9 +60,13 @@ def subcommand_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> a
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nrp`` with ``argv`` (default: ``sys.argv[1:]``) and return its exit code."""
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # reported with the usage of the subcommand they were given to, not the top level's
-        subcommand_parser(parser, sys.argv[1:] if argv is None else argv).error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # reported with the usage of the subcommand they were given to, not the top level's
+            subcommand_parser(parser, sys.argv[1:] if argv is None else argv).error(f"unrecognized arguments: {' '.join(unknown)}")
+    except UsageError as error:
+        print(f"nrp: error: {error}", file=sys.stderr)
+        return exit_codes.USAGE
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="nrp: %(levelname)s: %(message)s",
@@ -61,11 +76,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         with logging_redirect_tqdm():
             return args.run(args)
     except NRPError as error:
-        print(f"nrp: error: {error_line(error, args)}", file=sys.stderr)
+        print(f"nrp: error: {error_line(worker_error(error), args)}", file=sys.stderr)
+        return exit_codes.USAGE if isinstance(error, UsageError) else exit_codes.ERROR
+    except OSError as error:  # anything the checks before the work could not foresee (disk full, permissions)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"nrp: error: {where}{error.strerror or error}", file=sys.stderr)
         return exit_codes.ERROR
     except KeyboardInterrupt:
         print("nrp: interrupted; outputs written so far are complete, run again to resume", file=sys.stderr)
         return exit_codes.INTERRUPTED
+
+
+def worker_error(error: NRPError) -> NRPError:
+    """``error``, or, when a DataLoader worker raised it, the same error with only the worker's own message.
+
+    PyTorch re-raises a worker's exception in the main process with "Caught X in DataLoader worker process N.
+    Original Traceback ..." and the whole traceback as its message; the last line holds ``module.X: message``.
+    """
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and "Original Traceback" in lines[0] + lines[1]:
+        return type(error)(lines[-1].partition(": ")[2] or lines[-1])
+    return error
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ import argparse
 import torch
 
 from nrp.cli import exit_codes
-from nrp.cli.common import add_io_arguments, check_positive, logger, plan, process
+from nrp.cli.common import add_io_arguments, logger, plan, process
 from nrp.cli.messages import PURIFIER_HINT
 from nrp.devices import resolve_device
 from nrp.purifiers import PURIFIERS, Purifier, load_network, shipped_weights
 from nrp.purifiers.dynamic import DEFAULT_NOISE_STD
 from nrp.purifiers.tiling import DEFAULT_TILE_OVERLAP
+from nrp.validation import NON_NEGATIVE_INT, minimum_input_size
 
 DEFAULT_TILE = 512
 
@@ -29,15 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(default: the NRP-Lite shipped with nrp, trained offline by this project)")
     parser.add_argument("--purifier", choices=sorted(PURIFIERS), help="architecture; only a check, files say what they hold")
     parser.add_argument("--dynamic", action="store_true", help=f"the authors' dynamic defense: Gaussian noise (sigma {DEFAULT_NOISE_STD}) projected into 16/255 before purifying")
-    parser.add_argument("--tile", "--tile-size", type=int, default=DEFAULT_TILE, help=f"purify images larger than N pixels tile by tile (default {DEFAULT_TILE}; 0: never tile)")
-    parser.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, help=f"context and blend width between tiles, pixels (default {DEFAULT_TILE_OVERLAP})")
+    parser.add_argument("--tile", "--tile-size", type=NON_NEGATIVE_INT, default=DEFAULT_TILE, help=f"purify images larger than N pixels tile by tile (default {DEFAULT_TILE}; 0: never tile)")
+    parser.add_argument("--tile-overlap", type=NON_NEGATIVE_INT, default=DEFAULT_TILE_OVERLAP, help=f"context and blend width between tiles, pixels (default {DEFAULT_TILE_OVERLAP})")
     parser.set_defaults(run=run, weights_hint=PURIFIER_HINT)
 
 
 def run(args: argparse.Namespace) -> int:
     """Purify every input image; returns the exit code."""
-    check_positive("--tile", args.tile, minimum=0)
-    check_positive("--tile-overlap", args.tile_overlap, minimum=0)
     weights = args.weights or shipped_weights()
     device = resolve_device(args.device)
     sources, outputs = plan(args)
@@ -52,4 +51,5 @@ def run(args: argparse.Namespace) -> int:
         with torch.inference_mode():
             return purifier(batch)
 
-    return process(sources, outputs, transform, args.batch_size, device, "purify")
+    return process(sources, outputs, transform, args.batch_size, device, "purify",
+                   min_size=minimum_input_size(network, device))

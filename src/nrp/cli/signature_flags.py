@@ -9,6 +9,7 @@ from typing import Any
 
 from nrp.cli.flag_help import parameter_help
 from nrp.units import PIXEL_SCALE
+from nrp.validation import FINITE
 
 ALIASES = {"tile_size": ("--tile",)}
 """Extra spellings of a parameter's flag, so a knob has one name across commands (``nrp purify --tile``)."""
@@ -62,9 +63,12 @@ def read_signature_flags(
     return values
 
 
-def _flag_type(parameter: inspect.Parameter) -> type:
+def _flag_type(parameter: inspect.Parameter) -> Callable:
+    """``bool``, ``int``, ``str``, or :data:`nrp.validation.FINITE` for floats (NaN and infinity refused)."""
     default = parameter.default
-    if isinstance(default, (bool, int, float, str)):
+    if isinstance(default, float):
+        return FINITE
+    if isinstance(default, (bool, int, str)):
         return type(default)
     annotation = str(parameter.annotation)
     if "bool" in annotation:
@@ -73,4 +77,4 @@ def _flag_type(parameter: inspect.Parameter) -> type:
         return str
     if "int" in annotation and "float" not in annotation:
         return int
-    return float
+    return FINITE

@@ -11,7 +11,10 @@ from nrp.attacks import DISTANCES
 from nrp.cli import exit_codes
 from nrp.cli.messages import TRAIN_HINT
 from nrp.purifiers import PURIFIERS
-from nrp.training.config import TrainConfig, build_config, config_fields, load_config_file
+from nrp.cli.train_checks import check_resume, checked_train_config
+from nrp.run_lock import is_rank_zero, run_folder_lock
+from nrp.training.config import TrainConfig, config_fields, load_config_file
+from nrp.validation import check_output_folder
 from nrp.distributed import setup, teardown
 from nrp.training.losses import GAN_KINDS
 from nrp.training.perturbations import PERTURBATIONS
@@ -77,6 +80,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--val-every", type=int, help=f"iterations between validations (default {DEFAULTS.val_every})")
     add("--log-every", type=int, help=f"iterations between log records (default {DEFAULTS.log_every})")
     add("--resume", action="store_true", default=None, help="continue from the newest checkpoint in --out")
+    add("--resume-intact", action="store_true", help="with --resume: when the newest checkpoint is damaged, move it "
+        "aside (*.damaged) and continue from the newest intact one")
     parser.set_defaults(run=run, weights_hint=TRAIN_HINT)
 
 
@@ -84,7 +89,17 @@ def run(args: argparse.Namespace) -> int:
     """Build the configuration, train, and report where the purifier went; returns the exit code."""
     file_values = load_config_file(args.config) if args.config else {}
     flags = {name: getattr(args, name) for name in config_fields() if hasattr(args, name)}
-    config = build_config(file_values, flags)
+    config = checked_train_config(file_values, flags, args.config)
+    if not is_rank_zero():
+        return _train(config)
+    check_output_folder(config.out)
+    with run_folder_lock(config.out):  # one writer per run folder; torchrun's rendezvous waits for rank 0 here
+        if config.resume:
+            check_resume(config, flags, take_intact=args.resume_intact)
+        return _train(config)
+
+
+def _train(config: TrainConfig) -> int:
     context = setup(config.device)
     if not context.is_main:
         logging.getLogger().setLevel(logging.WARNING)  # one voice: rank 0 reports progress

@@ -19,9 +19,10 @@ from nrp.cli.messages import MODEL_HINT
 from nrp.cli.models import add_model_arguments, load_models
 from nrp.cli.signature_flags import add_signature_flags, read_signature_flags
 from nrp.devices import resolve_device
-from nrp.errors import InputError
+from nrp.errors import InputError, UsageError
 from nrp.io.labels import folder_labels, labels_for, read_labels_csv
 from nrp.units import check_pixel_budget
+from nrp.validation import minimum_input_size
 
 PIXEL_ARGUMENTS = {"eps", "step_size", "alpha"}
 # Arguments the command line fills itself rather than through a flag of the same name.
@@ -81,7 +82,13 @@ def run(args: argparse.Namespace) -> int:
             extra["generator"] = generator
         return function(model, batch, y, **options, **extra)
 
-    return process(sources, outputs, transform, args.batch_size, device, args.attack_name)
+    def probe(batch: torch.Tensor) -> torch.Tensor:  # one step, own generator: the run's draws stay as they were
+        extra = {"generator": torch.Generator().manual_seed(0)} if takes_generator else {}
+        steps = {"steps": 1} if "steps" in inspect.signature(function).parameters else {}
+        return function(model, batch, None, **{**options, **steps}, **extra)
+
+    return process(sources, outputs, transform, args.batch_size, device, args.attack_name,
+                   min_size=minimum_input_size(probe, device, gradients=True))
 
 
 def _labels(args: argparse.Namespace, sources) -> tuple[list[int] | None, list[int] | None]:
@@ -101,7 +108,7 @@ def _check(options: dict, args: argparse.Namespace) -> None:
     if args.eps is not None:
         check_pixel_budget("--eps", args.eps)
     if options.get("steps", 1) < 1:
-        raise InputError(f"--steps must be >= 1, got {args.steps}")
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
     for name, value in options.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name):g}")
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name):g}")

@@ -35,11 +35,20 @@ def _is_hidden(relative: Path) -> bool:
     return any(part.startswith(".") for part in relative.parts)
 
 
-def _search_folder(folder: Path) -> list[ImageSource]:
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``, or its absolute form when it cannot be resolved (a symlink loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python < 3.13 reports symlink loops so
+        return path.absolute()
+
+
+def _search_folder(folder: Path, excluded: set[Path]) -> list[ImageSource]:
     found = []
     for root, dirs, files in os.walk(folder):
-        # Pruning in place stops os.walk from descending into hidden folders (.git, .cache, ...).
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        # Pruning in place stops os.walk from descending into hidden folders (.git, .cache, ...) and into
+        # the output folder of the run, when it lies inside the input.
+        dirs[:] = [d for d in dirs if not d.startswith(".") and _resolved(Path(root) / d) not in excluded]
         for name in files:
             path = Path(root) / name
             if not name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES:
@@ -48,16 +57,20 @@ def _search_folder(folder: Path) -> list[ImageSource]:
     return sorted(found, key=lambda source: source.relative.parts)
 
 
-def find_images(inputs: Sequence[str | os.PathLike]) -> list[ImageSource]:
+def find_images(inputs: Sequence[str | os.PathLike], exclude: Sequence[str | os.PathLike] = ()) -> list[ImageSource]:
     """List the images named by ``inputs``, in a deterministic order.
 
     Each input is a file or a folder. Folders are searched recursively for files whose suffix is in
     ``IMAGE_SUFFIXES`` (case-insensitive), sorted by relative path, skipping files and folders whose name
     starts with ".". A file named explicitly is kept whatever its suffix; decoding decides later. Inputs
     keep the order given; a file reached twice (same resolved path) is listed once, at its first place.
+    Folders in ``exclude`` are not searched: a run's output folder inside its input folder is skipped, so
+    the run's own outputs never become inputs and a second run resumes like any other. Files that are
+    not regular (FIFOs, symlink loops) are listed as found; reading them fails and the run skips them.
 
     Args:
         inputs: paths of files and folders.
+        exclude: folders left out of the search (typically the run's ``--out``).
 
     Returns:
         One ``ImageSource`` per distinct file.
@@ -71,10 +84,11 @@ def find_images(inputs: Sequence[str | os.PathLike]) -> list[ImageSource]:
     """
     sources: list[ImageSource] = []
     seen: set[Path] = set()
+    excluded = {_resolved(Path(folder)) for folder in exclude}
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            candidates = _search_folder(path)
+            candidates = _search_folder(path, excluded)
         elif path.is_file():
             candidates = [ImageSource(path=path, relative=Path(path.name))]
         elif path.exists():
@@ -82,7 +96,7 @@ def find_images(inputs: Sequence[str | os.PathLike]) -> list[ImageSource]:
         else:
             raise InputError(f"input not found: {path}")
         for source in candidates:
-            key = source.path.resolve()
+            key = _resolved(source.path)
             if key not in seen:
                 seen.add(key)
                 sources.append(source)
@@ -157,13 +171,13 @@ def _check_not_inputs(sources: Sequence[ImageSource], outputs: list[Path]) -> No
     for source in sources:
         try:
             stat = source.path.stat()
-        except FileNotFoundError:
+        except OSError:  # missing, or a symlink loop: not a file an output could overwrite
             continue
         inputs[(stat.st_dev, stat.st_ino)] = source.path
     for output in outputs:
         try:
             stat = output.stat()
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:
             continue
         victim = inputs.get((stat.st_dev, stat.st_ino))
         if victim is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -57,13 +58,16 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
         Tensor (3, H, W), float32, values in [0, 1].
 
     Raises:
-        ImageDecodeError: the file is missing, empty, truncated, not an image, or of an unsupported kind.
+        ImageDecodeError: the file is missing, empty, truncated, not an image, of an unsupported kind, not a
+            regular file (a FIFO, which would block forever, a device, a symlink loop), or holds NaN or
+            infinite pixels (float TIFFs).
 
     Example:
         >>> x = read_image("cat.png")  # doctest: +SKIP
         >>> x.shape, x.dtype  # doctest: +SKIP
         (torch.Size([3, 224, 224]), torch.float32)
     """
+    _check_regular(path)
     try:
         with Image.open(path) as image:
             # load() forces the full decode here, so truncated data fails inside this try.
@@ -72,7 +76,21 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     except _DECODE_ERRORS as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImageDecodeError(f"cannot decode {path}: {reason}") from error
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array[..., 0])).sum())
+        raise ImageDecodeError(f"cannot use {path}: {bad} pixel(s) are NaN or infinite")
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def _check_regular(path: str | os.PathLike) -> None:
+    """Refuse what is not a regular file before opening it: opening a FIFO would wait for a writer forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise ImageDecodeError(f"cannot read {path}: {error.strerror or error}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "a device or socket"
+        raise ImageDecodeError(f"cannot read {path}: it is {kind}, not an image file")
 
 
 def _log_skip(source: ImageSource, error: ImageDecodeError) -> None:
@@ -83,6 +101,7 @@ def iter_batches(
     sources: Sequence[ImageSource],
     batch_size: int,
     on_skip: Callable[[ImageSource, ImageDecodeError], None] | None = None,
+    min_size: int = 1,
 ) -> Iterator[tuple[list[int], torch.Tensor]]:
     """Decode ``sources`` lazily and yield them in batches of images of one size.
 
@@ -94,8 +113,9 @@ def iter_batches(
     Args:
         sources: images to read, e.g. from ``find_images``.
         batch_size: largest number of images per batch, at least 1.
-        on_skip: called with the source and the error for each file that cannot be decoded.
-            Default: log a warning naming the file.
+        on_skip: called with the source and the error for each file that cannot be decoded or is smaller
+            than ``min_size``. Default: log a warning naming the file.
+        min_size: smallest height and width accepted (the smallest input of the network that follows).
 
     Yields:
         ``(indices, batch)``: positions in ``sources`` and a float32 tensor (B, 3, H, W) in [0, 1].
@@ -113,6 +133,11 @@ def iter_batches(
             image = read_image(source.path)
         except ImageDecodeError as error:
             skip(source, error)
+            continue
+        if min(image.shape[-2:]) < min_size:
+            height, width = image.shape[-2:]
+            skip(source, ImageDecodeError(f"{source.path} is {height}x{width} px, smaller than the "
+                                          f"{min_size}x{min_size} the network needs"))
             continue
         if images and image.shape != images[0].shape:
             yield indices, torch.stack(images)

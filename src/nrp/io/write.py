@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nrp.atomic import atomic_path
+from nrp.atomic import NAME_MAX, atomic_path
 from nrp.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ _FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
     ".jpeg": ("JPEG", {}),
 }
 WRITE_SUFFIXES: tuple[str, ...] = tuple(_FORMATS)
+# Largest side each format can hold (WebP stores 14-bit dimensions; the others' limits are far beyond any photo).
+MAX_SIDE = {"WEBP": 16383, "JPEG": 65535}
 
 
 _jpeg_warned = False
@@ -76,7 +78,8 @@ def write_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 
             little larger; the evaluation harness uses it for its stored image sets).
 
     Raises:
-        InputError: unknown suffix, or an image that ``to_uint8`` refuses.
+        InputError: unknown suffix, a file name longer than ``NAME_MAX`` bytes, an image larger than its
+            format holds (``MAX_SIDE``), or an image that ``to_uint8`` refuses.
         OSError: the file cannot be written.
 
     Example:
@@ -89,6 +92,12 @@ def write_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 
         accepted = ", ".join(WRITE_SUFFIXES)
         raise InputError(f"cannot write {path}: unknown suffix {path.suffix!r}; accepted: {accepted}")
     image_format, options = _FORMATS[suffix]
+    if len(path.name.encode()) > NAME_MAX:
+        raise InputError(f"cannot write {path}: its name is longer than {NAME_MAX} bytes")
+    height, width = image.shape[-2:]
+    if max(height, width) > MAX_SIDE.get(image_format, max(height, width)):
+        raise InputError(f"cannot write {path}: {image_format} holds at most {MAX_SIDE[image_format]} px a side, "
+                         f"the image is {width}x{height}; choose another --format")
     if image_format == "JPEG":
         options = {"quality": quality}
         if not _jpeg_warned:

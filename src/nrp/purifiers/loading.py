@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from nrp.checkpoints import Checkpoint, load_weights, read_checkpoint, write_checkpoint
 from nrp.errors import CheckpointError, InputError
-from nrp.purifiers.registry import architecture_of, create_network, infer_architecture
+from nrp.purifiers.registry import architecture_of, create_network, infer_architecture, purifier_class
+
+# Bounds on what a weights file may ask to build: the authors' NRP has width 64 and 23 blocks, 16.7M values.
+MAX_ARGUMENT = 4096
+MAX_PARAMETERS = 500_000_000  # 2 GB of float32, 30 times the authors' NRP
 
 
 def load_network(
@@ -37,13 +43,46 @@ def load_network(
         name, arguments = inferred if inferred is not None else (architecture, {})
     if architecture is not None and name != architecture:
         raise CheckpointError(f"{path} holds a '{name}' purifier, not '{architecture}'")
+    check_arguments(name, arguments, path)
     try:
         network = create_network(name, **arguments)
-    except (InputError, TypeError) as error:
+    except (InputError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: cannot build purifier '{name}' with {arguments}: {error}") from None
     signature = f"{name}({', '.join(f'{k}={v}' for k, v in arguments.items())})"
     load_weights(network, checkpoint.state_dict, source=str(path), target=signature)
     return network.to(map_location).eval()
+
+
+def check_arguments(name: str, arguments: dict[str, Any], path: str | os.PathLike) -> None:
+    """Validate constructor arguments read from a file before the network is built.
+
+    Every argument must be one the architecture's constructor takes, of its default's type (integers in
+    ``[1, MAX_ARGUMENT]``: every size argument of the purifiers is a channel or block count); the network is
+    then built on the meta device (no memory) and refused above ``MAX_PARAMETERS`` values.
+
+    Raises:
+        CheckpointError: one line naming the file and the argument, or the network's size.
+    """
+    try:
+        parameters = inspect.signature(purifier_class(name)).parameters
+    except InputError as error:
+        raise CheckpointError(f"{path}: cannot build purifier '{name}': {error}") from None
+    for key, value in arguments.items():
+        if key not in parameters:
+            raise CheckpointError(f"{path}: '{name}' takes no argument '{key}'; accepted: {', '.join(parameters)}")
+        default = parameters[key].default
+        if isinstance(default, int) or parameters[key].annotation in (int, "int"):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ARGUMENT:
+                raise CheckpointError(f"{path}: argument {key} of '{name}' must be an integer in [1, {MAX_ARGUMENT}], "
+                                      f"got {value!r}")
+    try:
+        with torch.device("meta"):
+            size = sum(tensor.numel() for tensor in create_network(name, **arguments).state_dict().values())
+    except (InputError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: cannot build purifier '{name}' with {arguments}: {error}") from None
+    if size > MAX_PARAMETERS:
+        raise CheckpointError(f"{path}: '{name}' with {arguments} would hold {size:,} values, more than the "
+                              f"{MAX_PARAMETERS:,} a purifier may have")
 
 
 def save_network(network: nn.Module, path: str | os.PathLike) -> None:

@@ -105,3 +105,38 @@ def restore_rng(state: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+DAMAGED_SUFFIX = ".damaged"
+
+
+def newest_intact_checkpoint(folder: Path, take_intact: bool = False) -> tuple[Path, TrainingState] | None:
+    """Verify the newest checkpoint of ``folder`` before a resume; return the one to resume from (``None``: none).
+
+    A damaged newest checkpoint (CRC or SHA-256 mismatch, unreadable) is reported in one line that names the
+    newest intact one, unless ``take_intact``: then every damaged newer file is renamed to ``*.pth.damaged``
+    (kept for inspection, never picked up again) so the run resumes from the newest intact one.
+
+    Raises:
+        CheckpointError: the newest checkpoint is damaged and ``take_intact`` is off, or no checkpoint is intact.
+    """
+    existing = list_checkpoints(folder)
+    damaged: list[tuple[Path, CheckpointError]] = []
+    for path in reversed(existing):
+        try:
+            state = load_training_checkpoint(path)
+        except CheckpointError as error:
+            damaged.append((path, error))
+            continue
+        if damaged and not take_intact:
+            raise CheckpointError(
+                f"{damaged[0][1]}; the newest intact checkpoint is {path.name}: pass --resume-intact to resume from it "
+                "(the damaged file is kept as *.damaged)"
+            )
+        for bad, error in damaged:
+            logger.warning("%s; moved aside to %s", error, bad.name + DAMAGED_SUFFIX)
+            bad.rename(bad.with_name(bad.name + DAMAGED_SUFFIX))
+        return path, state
+    if damaged:
+        raise CheckpointError(f"{damaged[0][1]}; no intact checkpoint is left in {folder}: start a new --out")
+    return None
