@@ -57,7 +57,7 @@ def test_flags_override_the_config_file_and_the_result_purifies(config_file, tmp
     [
         (["--crop", "64"], "crop 64 is larger than resize 40"),
         (["--data", "{empty}"], "no images found"),
-        (["--eps", "300"], "eps must be in [0, 255] pixel units, got 300"),
+        (["--eps", "300"], "--eps must be a finite number in [0, 255], got 300.0"),
         (["--backbone", "vgg17"], "unknown backbone 'vgg17'"),
     ],
 )
