@@ -89,7 +89,7 @@ def test_without_weights_the_shipped_purifier_is_used(photos, tmp_path):
         (["--weights", "missing.pth"], "weights file not found: missing.pth"),
         (["--weights", "{purifier}", "--purifier", "nrp_resg"], "holds a 'nrp' purifier, not 'nrp_resg'"),
         (["--weights", "{purifier}", "--batch-size", "0"], "argument --batch-size: expected an integer >= 1, got '0'"),
-        (["--weights", "{purifier}", "--tile", "-5"], "argument --tile: expected an integer >= 0, got '-5'"),
+        (["--weights", "{purifier}", "--tile", "-5"], "argument --tile/--tile-size: expected an integer >= 0, got '-5'"),
         (["--weights", "{purifier}", "--device", "tpu9"], "unknown device 'tpu9'"),
     ],
 )

@@ -329,3 +329,51 @@ def test_save_network_refuses_an_unregistered_network(tmp_path):
     with pytest.raises(InputError):
         save_network(nn.Conv2d(3, 3, 3), tmp_path / "x.pth")
     assert not (tmp_path / "x.pth").exists()
+
+
+# --- hostile weights files (issues 17 and 18) -----------------------------------------------------------
+
+
+def test_a_purifier_with_an_infinite_bias_is_refused_at_load(tmp_path, tiny_nrp):
+    from nrp.checkpoints import Checkpoint, write_checkpoint
+
+    weights = {key: value.clone() for key, value in tiny_nrp.state_dict().items()}
+    weights["trunk_conv.bias"][0] = float("inf")
+    path = tmp_path / "inf.safetensors"
+    write_checkpoint(Checkpoint(weights, "nrp", {"width": 8, "blocks": 1, "growth": 4}), path)
+    assert "tensor trunk_conv.bias holds 1 non-finite value(s)" in error_of(path)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"width": -8, "blocks": 1, "growth": 4}, "argument width of 'nrp' must be an integer in [1, 4096], got -8"),
+        ({"width": 8.5, "blocks": 1, "growth": 4}, "argument width of 'nrp' must be an integer in [1, 4096], got 8.5"),
+        ({"width": True, "blocks": 1, "growth": 4}, "must be an integer in [1, 4096], got True"),
+        ({"width": 8, "blocks": 4000, "growth": 4}, "declares blocks=4000 for 'nrp', but its tensors are of blocks=1"),
+        ({"width": 4000, "blocks": 1, "growth": 4}, "declares width=4000 for 'nrp', but its tensors are of width=8"),
+        ({"width": 8, "blocks": 1, "growth": 4, "depth": 3}, "'nrp' takes no argument 'depth'; accepted: width, blocks, growth"),
+    ],
+)
+def test_constructor_arguments_from_a_file_are_validated_before_building(tmp_path, tiny_nrp, arguments, message):
+    from nrp.checkpoints import Checkpoint, write_checkpoint
+
+    path = tmp_path / "hostile.safetensors"
+    write_checkpoint(Checkpoint(tiny_nrp.state_dict(), "nrp", arguments), path)
+    assert message in error_of(path)
+
+
+def test_the_shipped_purifier_loads_unverified_but_finite():
+    """The shipped file predates the recorded digests: it is read unverified (documented), and checked finite."""
+    from safetensors import safe_open
+
+    from nrp.purifiers import shipped_weights
+
+    with safe_open(str(shipped_weights()), framework="pt") as handle:
+        recorded = (handle.metadata() or {}).get("sha256")
+    network = load_network(shipped_weights())
+    assert all(torch.isfinite(value).all() for value in network.state_dict().values())
+    if recorded is not None:
+        from nrp.integrity import tensor_digest
+
+        assert tensor_digest(network.state_dict()) == recorded

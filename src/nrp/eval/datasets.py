@@ -48,7 +48,7 @@ class EvalImages:
 
 
 def load_eval_images(images: str | os.PathLike, labels: str | os.PathLike | None = None, label_offset: int = 0,
-                     max_images: int | None = None) -> EvalImages:
+                     max_images: int | None = None, exclude: Sequence[str | os.PathLike] = ()) -> EvalImages:
     """Find the images of an evaluation and their labels.
 
     * ``labels`` given: a CSV read by :func:`nrp.io.labels.read_labels_csv` (``filename,label`` or the
@@ -57,7 +57,8 @@ def load_eval_images(images: str | os.PathLike, labels: str | os.PathLike | None
     * else, if every image sits in a sub-folder: a folder per class, classes in sorted order;
     * else: no labels.
 
-    ``max_images`` keeps the first images in sorted order.
+    ``max_images`` keeps the first images in sorted order. Folders in ``exclude`` (the run folder, when it
+    lies inside ``images``) are not searched.
 
     Raises:
         InputError: no images, or an image without a label in the labels file.
@@ -65,7 +66,7 @@ def load_eval_images(images: str | os.PathLike, labels: str | os.PathLike | None
     root = Path(images)
     if labels is None and (root / NEURIPS_CSV).is_file() and (root / NEURIPS_IMAGES).is_dir():
         labels, label_offset, root = root / NEURIPS_CSV, NEURIPS_OFFSET, root / NEURIPS_IMAGES
-    sources = find_images([root])
+    sources = find_images([root], exclude=exclude)
     if not sources:
         raise InputError(f"no images found in {root}")
     sources = sources[:max_images] if max_images else sources

@@ -99,7 +99,7 @@ def run_classification(
 ) -> ClassificationRun:
     """Stages 1-4 for ``config`` on this process's share of the batches; every rank returns the same rows."""
     run_dir = Path(config.out)
-    images = load_eval_images(config.images, config.labels, config.label_offset, config.max_images)
+    images = load_eval_images(config.images, config.labels, config.label_offset, config.max_images, exclude=[run_dir])
     stems = images.stems()
     models = ModelBank(context.device, config.model_weights, provided_models, config.preprocessing)
     for name in [*config.targets, *config.sources]:

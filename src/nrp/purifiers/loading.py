@@ -12,7 +12,9 @@ from torch import nn
 
 from nrp.checkpoints import Checkpoint, load_weights, read_checkpoint, write_checkpoint
 from nrp.errors import CheckpointError, InputError
-from nrp.purifiers.registry import architecture_of, create_network, infer_architecture, purifier_class
+from nrp.purifiers.registry import (
+    ARGUMENT_INFERENCE, architecture_of, create_network, infer_architecture, purifier_class,
+)
 
 # Bounds on what a weights file may ask to build: the authors' NRP has width 64 and 23 blocks, 16.7M values.
 MAX_ARGUMENT = 4096
@@ -43,7 +45,7 @@ def load_network(
         name, arguments = inferred if inferred is not None else (architecture, {})
     if architecture is not None and name != architecture:
         raise CheckpointError(f"{path} holds a '{name}' purifier, not '{architecture}'")
-    check_arguments(name, arguments, path)
+    check_arguments(name, arguments, checkpoint.state_dict, path)
     try:
         network = create_network(name, **arguments)
     except (InputError, TypeError, ValueError, RuntimeError) as error:
@@ -53,15 +55,18 @@ def load_network(
     return network.to(map_location).eval()
 
 
-def check_arguments(name: str, arguments: dict[str, Any], path: str | os.PathLike) -> None:
+def check_arguments(name: str, arguments: dict[str, Any], state_dict: dict[str, torch.Tensor],
+                    path: str | os.PathLike) -> None:
     """Validate constructor arguments read from a file before the network is built.
 
-    Every argument must be one the architecture's constructor takes, of its default's type (integers in
-    ``[1, MAX_ARGUMENT]``: every size argument of the purifiers is a channel or block count); the network is
-    then built on the meta device (no memory) and refused above ``MAX_PARAMETERS`` values.
+    Every argument must be one the architecture's constructor takes, integers in ``[1, MAX_ARGUMENT]`` (every
+    size argument of the purifiers is a channel or block count), and agree with what the file's own tensors
+    say (the registry's argument inference): a file declaring 4000 blocks for a 1-block state dict is refused
+    before 4000 blocks are allocated, so the file's size bounds the network's. Files above
+    ``MAX_PARAMETERS`` values are refused.
 
     Raises:
-        CheckpointError: one line naming the file and the argument, or the network's size.
+        CheckpointError: one line naming the file and the argument, or the size.
     """
     try:
         parameters = inspect.signature(purifier_class(name)).parameters
@@ -70,19 +75,20 @@ def check_arguments(name: str, arguments: dict[str, Any], path: str | os.PathLik
     for key, value in arguments.items():
         if key not in parameters:
             raise CheckpointError(f"{path}: '{name}' takes no argument '{key}'; accepted: {', '.join(parameters)}")
-        default = parameters[key].default
-        if isinstance(default, int) or parameters[key].annotation in (int, "int"):
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ARGUMENT:
-                raise CheckpointError(f"{path}: argument {key} of '{name}' must be an integer in [1, {MAX_ARGUMENT}], "
-                                      f"got {value!r}")
-    try:
-        with torch.device("meta"):
-            size = sum(tensor.numel() for tensor in create_network(name, **arguments).state_dict().values())
-    except (InputError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: cannot build purifier '{name}' with {arguments}: {error}") from None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ARGUMENT:
+            raise CheckpointError(f"{path}: argument {key} of '{name}' must be an integer in [1, {MAX_ARGUMENT}], "
+                                  f"got {value!r}")
+    size = sum(tensor.numel() for tensor in state_dict.values())
     if size > MAX_PARAMETERS:
-        raise CheckpointError(f"{path}: '{name}' with {arguments} would hold {size:,} values, more than the "
-                              f"{MAX_PARAMETERS:,} a purifier may have")
+        raise CheckpointError(f"{path} holds {size:,} values, more than the {MAX_PARAMETERS:,} a purifier may have")
+    try:
+        held = ARGUMENT_INFERENCE[name](state_dict)
+    except (KeyError, ValueError, IndexError):
+        return  # the keys do not fit the architecture: load_weights names the misfit after a build of declared size
+    for key, value in held.items():
+        if key in arguments and arguments[key] != value:
+            raise CheckpointError(f"{path} declares {key}={arguments[key]} for '{name}', but its tensors are of "
+                                  f"{key}={value}")
 
 
 def save_network(network: nn.Module, path: str | os.PathLike) -> None:
