@@ -8,7 +8,6 @@ from safetensors.torch import save_file
 
 from nrp.checkpoints import Checkpoint, load_torch_payload, read_checkpoint, write_checkpoint
 from nrp.errors import CheckpointError
-from nrp.integrity import tensor_digest
 
 
 def state() -> dict[str, torch.Tensor]:
@@ -27,6 +26,8 @@ def flip_bytes(path, count: int = 200, start_fraction: float = 0.5) -> None:
 
 def test_digest_is_a_sha256_of_paths_dtypes_shapes_and_bytes():
     import hashlib
+
+    from nrp.integrity import tensor_digest
 
     tensor = torch.arange(6, dtype=torch.int16).reshape(2, 3)
     expected = hashlib.sha256(b"/w\0torch.int16\0(2, 3)\0" + tensor.numpy().tobytes()).hexdigest()

@@ -33,3 +33,22 @@ def tiny_purifier(tmp_path: Path) -> Path:
 def vgg_weights(vgg16_weights) -> Path:
     """Random VGG16 weights of the layers up to conv3_3 (the paper's extractor)."""
     return vgg16_weights(16)
+
+
+@pytest.fixture
+def train_config(tmp_path: Path, vgg_weights: Path) -> Path:
+    """A tiny ``nrp train`` config (4 photos, 1-block NRP-ResG, checkpoint every iteration); the run goes to ``--out``."""
+    import yaml
+
+    folder = tmp_path / "train_photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{index}.png")
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({
+        "data": [str(folder)], "purifier": "nrp_resg", "width": 4, "blocks": 1, "critic-width": 4,
+        "iterations": 2, "batch_size": 2, "crop": 32, "resize": 40, "ssp_steps": 1, "layer": "conv1_1",
+        "backbone_weights": str(vgg_weights), "workers": 0, "checkpoint_every": 1, "log_every": 1,
+    }))
+    return path
