@@ -111,8 +111,7 @@ def test_fff_needs_layers_for_a_backbone_without_vgg_features(classes, tmp_path,
 
 def test_fia_takes_its_layer_from_the_command_line(classes, squeezenet, tmp_path, capsys):
     out = tmp_path / "adv"
-    with pytest.raises(SystemExit):
-        attack(["fia", str(classes), "--steps", "2", "--ensemble", "2"], squeezenet, out)
+    assert attack(["fia", str(classes), "--steps", "2", "--ensemble", "2"], squeezenet, out) == exit_codes.USAGE
     assert "the following arguments are required: --layer" in capsys.readouterr().err
     args = ["fia", str(classes), "--steps", "2", "--ensemble", "2", "--layer", "network.features.3", "--eps", "4"]
     assert attack(args, squeezenet, out) == exit_codes.OK
