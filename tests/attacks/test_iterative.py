@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from nrp.attacks import ATTACKS, dim, fgsm, i_fgsm, iterative_attack, mi_fgsm, pgd, ti_fgsm
 from nrp.errors import InputError
 
-CLASSIFIER_ATTACKS = sorted(name for name in ATTACKS if name not in ("ssp", "fff"))
+CLASSIFIER_ATTACKS = sorted(name for name in ATTACKS if name not in ("ssp", "fff", "cda"))
 FEATURE_LEVEL = {"fia", "naa", "ilpd"}  # untargeted by design; they attack a named layer
 TARGETED_ATTACKS = sorted(set(CLASSIFIER_ATTACKS) - FEATURE_LEVEL)
 

@@ -7,7 +7,7 @@ from nrp.attacks import ATTACKS, get_attack, register
 from nrp.errors import InputError
 
 PAPER_NAMES = ["fgsm", "r_fgsm", "i_fgsm", "pgd", "mi_fgsm", "dim", "ti_fgsm", "mi_ti_fgsm", "dim_ti_fgsm",
-               "mi_dim_ti_fgsm", "fff", "ssp"]
+               "mi_dim_ti_fgsm", "fff", "ssp", "cda"]
 LATER_NAMES = ["fia", "naa", "ilpd", "bsr", "admix"]  # feature-level and input-transformation transfer attacks
 FEATURE_LEVEL = {"fia", "naa", "ilpd"}
 
@@ -18,7 +18,7 @@ def test_every_paper_attack_is_registered_under_its_lower_case_name_and_exported
         assert get_attack(name) is getattr(attacks, name)
 
 
-@pytest.mark.parametrize("name", sorted(set(PAPER_NAMES + LATER_NAMES) - {"fff", "ssp"}))
+@pytest.mark.parametrize("name", sorted(set(PAPER_NAMES + LATER_NAMES) - {"fff", "ssp", "cda"}))
 def test_classifier_attacks_share_one_calling_convention(name):
     parameters = list(inspect.signature(ATTACKS[name]).parameters.values())
     assert [p.name for p in parameters[:4]] == ["model", "x", "y", "eps"]
@@ -31,7 +31,7 @@ def test_classifier_attacks_share_one_calling_convention(name):
 
 
 def test_unknown_names_raise_with_the_known_ones():
-    with pytest.raises(InputError, match=r"unknown attack 'mifgsm'; known: admix, bsr, dim, dim_ti_fgsm, fff, fgsm, fia, i_fgsm"):
+    with pytest.raises(InputError, match=r"unknown attack 'mifgsm'; known: admix, bsr, cda, dim, dim_ti_fgsm, fff, fgsm, fia, i_fgsm"):
         get_attack("mifgsm")
 
 

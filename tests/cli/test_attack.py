@@ -81,3 +81,24 @@ def test_ssp_reference_crops_to_224_and_refuses_the_flags_it_fixes(tmp_path, vgg
     assert not (tmp_path / "refused").exists()
     assert main([*base, "--out", str(tmp_path / "adv")]) == exit_codes.OK
     assert pixels(tmp_path / "adv" / "p.png").shape == (224, 224, 3)
+
+
+def test_cda_runs_a_saved_generator_within_eps(photos, tmp_path, capsys):
+    import torch
+
+    from nrp.attacks import CDAGenerator, cda, load_cda_generator
+    from nrp.io import read_image
+
+    torch.manual_seed(0)
+    weights = tmp_path / "cda.pth"
+    torch.save(CDAGenerator().state_dict(), weights)
+    code = main(["attack", "cda", str(photos / "a.png"), "--out", str(tmp_path / "adv"), "--weights", str(weights), "--eps", "8"])
+    assert code == exit_codes.OK
+    clean = read_image(photos / "a.png")  # 20x24: multiples of 4
+    written = read_image(tmp_path / "adv" / "a.png")
+    expected = cda(clean[None], load_cda_generator(weights), eps=8 / 255)[0]
+    assert (written - expected).abs().max() <= 0.5 / 255 + 1e-6
+    assert np.abs(pixels(tmp_path / "adv" / "a.png") - pixels(photos / "a.png")).max() == 8
+    code = main(["attack", "cda", str(photos / "a.png"), "--out", str(tmp_path / "bad"), "--weights", str(tmp_path / "none.pth")])
+    err = capsys.readouterr().err
+    assert code == exit_codes.ERROR and "weights file not found" in err and err.count("\n") == 1

@@ -1,5 +1,5 @@
-"""Adversarial attacks on [0, 1] images: SSP (Algorithm 1), the transfer attacks of Tables 1 and 5, FFF, and the
-feature-level (FIA, NAA, ILPD) and input-transformation (BSR, Admix) transfer attacks that followed.
+"""Adversarial attacks on [0, 1] images: SSP (Algorithm 1), the transfer attacks of Tables 1 and 5, FFF, CDA's
+generator, and the feature-level (FIA, NAA, ILPD) and input-transformation (BSR, Admix) transfer attacks that followed.
 
 Classifier attacks are functions ``name(model, x, y=None, eps=16/255, *, ...)`` returning detached adversarial
 images in [0, 1]; ``model`` may be a list of models (attacked through their mean logits). All share one loop,
@@ -9,6 +9,8 @@ are arguments. :data:`ATTACKS` maps each lower-case name to its function.
 
 from nrp.attacks.admix import admix, admix_copies
 from nrp.attacks.bsr import bsr, bsr_copies
+from nrp.attacks.cda import cda, load_cda_generator
+from nrp.attacks.cda_arch import CDAGenerator
 from nrp.attacks.distances import DISTANCES, get_distance
 from nrp.attacks.ensemble import Ensemble, as_model
 from nrp.attacks.fff import apply_universal, fff, fff_objective, load_perturbation, save_perturbation, vgg_activations
@@ -29,6 +31,9 @@ __all__ = [
     "DefendedModel",
     "GRADIENT_MODES",
     "ATTACKS",
+    "CDAGenerator",
+    "cda",
+    "load_cda_generator",
     "LayerOutput",
     "admix",
     "admix_copies",

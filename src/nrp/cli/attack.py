@@ -8,7 +8,7 @@ import torch
 
 from nrp.attacks import DISTANCES, ssp
 from nrp.attacks.ssp import DEFAULT_STEP_SIZE, DEFAULT_STEPS, STARTS, reference_preprocess
-from nrp.cli import exit_codes, fff, transfer
+from nrp.cli import cda, exit_codes, fff, transfer
 from nrp.cli.common import add_io_arguments, check_positive, plan, process
 from nrp.cli.messages import BACKBONE_HINT
 from nrp.devices import resolve_device
@@ -24,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     attacks = attack.add_subparsers(dest="attack", required=True, metavar="ATTACK")
     transfer.add_parsers(attacks)
     fff.add_parser(attacks)
+    cda.add_parser(attacks)
     parser = attacks.add_parser(
         "ssp",
         help="Self-supervised Perturbation: label-free feature-distortion attack",

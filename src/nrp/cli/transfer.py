@@ -28,7 +28,7 @@ PIXEL_ARGUMENTS = {"eps", "step_size", "alpha"}
 # Arguments the command line fills itself rather than through a flag of the same name.
 HANDLED = {"model", "x", "y", "target", "generator"}
 # Attacks with a command of their own (label-free or data-free).
-OWN_COMMANDS = {"ssp", "fff"}
+OWN_COMMANDS = {"ssp", "fff", "cda"}
 
 
 def add_parsers(attacks: argparse._SubParsersAction) -> None:
