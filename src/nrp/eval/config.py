@@ -13,7 +13,7 @@ from nrp.eval.artefacts import check_label, check_policy, folder_name
 from nrp.units import check_pixel_budget
 
 NO_DEFENSE = "none"
-LABEL_FREE_ATTACKS = ("ssp", "fff", "precomputed")  # crafted without a source classifier
+LABEL_FREE_ATTACKS = ("ssp", "fff", "precomputed", "cda")  # crafted without a source classifier
 ENSEMBLE_JOIN = "+"
 # The preprocessing of a zoo model an experiment file may set per model (create_model's keyword arguments).
 PREPROCESSING_KEYS = ("input_size", "crop_pct", "interpolation", "antialias")
@@ -100,6 +100,8 @@ class EvalConfig:
         check_policy(self.stale)
         _check_unique([c.label for c in self.defense_components()], "defense")
         _check_unique([c.label for c in self.attack_components()], "attack")
+        if any(a.name == "cda" and "weights" not in a.params for a in self.attack_components()):
+            raise InputError("a cda attack needs its generator: {name: cda, weights: FILE} (inception: true for Inc-v3's)")
         if self.cross_task is not None:
             from nrp.eval.cross_task_config import CrossTaskConfig
             CrossTaskConfig.parse(self.cross_task, self.eps)  # fail at the start, not after the classification run

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from nrp.attacks import ssp
+from nrp.attacks import cda, load_cda_generator, ssp
 from nrp.attacks.fff import apply_universal, fff
 from nrp.attacks.registry import get_attack
 from nrp.errors import InputError
@@ -37,6 +37,7 @@ STORED_PNG_COMPRESSION = 1  # lossless either way; level 1 writes several times 
 SSP_MODEL_KEYS = ("backbone", "layer", "backbone_weights")
 SSP_DEFAULTS = {"backbone": "vgg16", "layer": "conv3_3"}
 PRECOMPUTED = "precomputed"  # adversarial images made elsewhere (e.g. by CDA's generators), read from a folder by name
+CDA = "cda"  # CDA's generator run here: {name: cda, weights: FILE, inception: bool}
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def attack_source(attack: Component) -> str:
     ``precomputed`` for images made elsewhere."""
     if attack.name == PRECOMPUTED:
         return PRECOMPUTED
+    if attack.name == CDA:
+        return f"cda:{Path(attack.params['weights']).stem}"
     params = {**SSP_DEFAULTS, **attack.params}
     return f"{params['backbone']}:{params['layer']}"
 
@@ -138,6 +141,9 @@ class Crafter:
             return lambda x, y, t, g, positions: ssp(x, extractor, eps=eps, generator=g, **params)
         if attack.name == "fff":
             return lambda x, y, t, g, positions: apply_universal(x, self._universal(adversarial_set, params))
+        if attack.name == CDA:
+            network = load_cda_generator(params["weights"], params.get("inception", False), self.models.device)
+            return lambda x, y, t, g, positions: cda(x, network, eps=eps)
         function = get_attack(attack.name)
         model = self.models.classifier(adversarial_set.source)
         use_dataset_targets = params.get("target") == "dataset"

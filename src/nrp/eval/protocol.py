@@ -30,6 +30,7 @@ from nrp.defenses import create_defense
 from nrp.eval.artefacts import open_set_folder
 from nrp.eval.config import LABEL_FREE_ATTACKS, NO_DEFENSE, EvalConfig
 from nrp.eval.crafting import (
+    CDA,
     PRECOMPUTED,
     SSP_DEFAULTS,
     AdversarialSet,
@@ -138,6 +139,8 @@ def _source_identity(adversarial_set: AdversarialSet, models: ModelBank) -> Any:
     if attack.name == PRECOMPUTED:
         folder = Path(attack.params["folder"])
         return {"folder": str(folder), "files": [[str(s.relative), file_sha256(s.path)] for s in find_images([folder])]}
+    if attack.name == CDA:
+        return {"generator": file_sha256(Path(attack.params["weights"])), "inception": attack.params.get("inception", False)}
     params = {**SSP_DEFAULTS, **attack.params}
     layer = params["layer"] if attack.name == "ssp" else ",".join(params.get("layers") or ["default"])
     return models.extractor_identity(params["backbone"], layer, params.get("backbone_weights"))
