@@ -47,10 +47,11 @@ def test_bad_parameters_are_refused_before_any_image_is_written(photos, tmp_path
     assert not (tmp_path / "out").exists()
 
 
-def test_the_purifier_defense_defaults_to_the_shipped_purifier(photos, tmp_path):
+def test_the_shipped_purifier_is_its_own_defense_and_nrp_without_weights_is_refused(photos, tmp_path):
     from nrp.io.read import read_image
     from nrp.purifiers import Purifier, load_network, shipped_weights
-    assert main(["defend", "nrp", str(photos / "a.png"), "--out", str(tmp_path / "out")]) == exit_codes.OK
+    assert main(["defend", "nrp", str(photos / "a.png"), "--out", str(tmp_path / "nrp")]) == exit_codes.ERROR
+    assert main(["defend", "nrp_lite_shipped", str(photos / "a.png"), "--out", str(tmp_path / "out")]) == exit_codes.OK
     with torch.inference_mode():
         expected = Purifier(load_network(shipped_weights()))(read_image(photos / "a.png")[None])[0]
     assert (read_image(tmp_path / "out" / "a.png") - expected).abs().max() <= 0.5 / 255 + 1e-6

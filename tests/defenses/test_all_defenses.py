@@ -7,14 +7,16 @@ from torch import nn
 from nrp.defenses import DEFENSES, create_defense
 from nrp.defenses.random_resize_pad import output_size_for
 
-RANDOM = {"tvm", "random_resize_pad", "nrp_dynamic"}
+RANDOM = {"tvm", "random_resize_pad", "nrp_dynamic", "nrp_lite_shipped_dynamic"}
 DETERMINISTIC = sorted(set(DEFENSES) - RANDOM)
 
 
 def build(name, weights, generator=None, device="cpu"):
     params = {}
     if name.startswith("nrp"):
-        params.update(weights=weights, device=device)
+        params.update(device=device)
+    if name in ("nrp", "nrp_dynamic"):
+        params.update(weights=weights)
     if name in RANDOM and generator is not None:
         params["generator"] = generator
     return create_defense(name, **params)

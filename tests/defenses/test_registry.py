@@ -6,7 +6,7 @@ from nrp.defenses import DEFENSES, create_defense, register_defense
 from nrp.errors import InputError
 
 NAMES = {"none", "jpeg", "jpeg_differentiable", "tvm", "median", "random_resize_pad", "bit_depth", "gaussian", "nrp",
-         "nrp_dynamic"}
+         "nrp_dynamic", "nrp_lite_shipped", "nrp_lite_shipped_dynamic"}
 
 
 def test_names():
@@ -25,13 +25,17 @@ def test_unknown_parameter_lists_the_accepted_ones():
         create_defense("none", window=3)
 
 
-def test_nrp_defenses_default_to_the_shipped_purifier():
+def test_the_shipped_purifier_is_a_defense_of_its_own_name_and_nrp_never_falls_back_to_it():
+    from nrp.errors import InputError
     from nrp.purifiers import load_network, shipped_weights
     shipped = load_network(shipped_weights()).state_dict()
-    for name in ("nrp", "nrp_dynamic"):
+    for name in ("nrp_lite_shipped", "nrp_lite_shipped_dynamic"):
         network = create_defense(name).network.state_dict()
         assert network.keys() == shipped.keys()
         assert all(torch.equal(network[key], shipped[key]) for key in shipped)
+    for name in ("nrp", "nrp_dynamic"):
+        with pytest.raises(InputError, match=f"the {name} defense needs a purifier weights file"):
+            create_defense(name)
 
 
 def test_duplicate_name():

@@ -1,4 +1,9 @@
-"""The NRP purifier (Naseer et al., CVPR 2020) under the defense interface, static and dynamic."""
+"""The NRP purifier (Naseer et al., CVPR 2020) under the defense interface, static and dynamic.
+
+``nrp`` and ``nrp_dynamic`` purify with a weights file the caller names (the authors' ``NRP.pth``, or one from
+``nrp train``); they never fall back to another purifier. The NRP-Lite that ships inside the package is its own
+pair of defenses, ``nrp_lite_shipped`` and ``nrp_lite_shipped_dynamic``, so tables say which purifier ran.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 import torch
 
 from nrp.defenses._checks import check_float, check_int
+from nrp.errors import InputError
 from nrp.purifiers import Purifier, load_network, shipped_weights
 from nrp.purifiers.dynamic import DEFAULT_NOISE_EPS, DEFAULT_NOISE_STD
 from nrp.purifiers.tiling import DEFAULT_TILE_OVERLAP
@@ -23,7 +29,7 @@ def nrp_defense(
 
     Args:
         weights: a purifier weights file (this project's, or the authors' ``NRP.pth`` / ``NRP_resG.pth``);
-            ``None``: the purifier shipped with the package (:func:`~nrp.purifiers.shipped_weights`).
+            required (the shipped NRP-Lite is the defense :func:`nrp_lite_shipped_defense`).
         architecture: ``"nrp"`` or ``"nrp_resg"`` to check the file against; ``None`` recognises it.
         tile_size: purify images with a side longer than this window by window (pixels); ``None``: whole.
         tile_overlap: context and blend width between windows, pixels.
@@ -32,12 +38,16 @@ def nrp_defense(
     Returns:
         a :class:`~nrp.purifiers.Purifier` mapping ``(B, 3, H, W)`` in [0, 1] to ``(B, 3, H, W)`` in [0, 1].
 
+    Raises:
+        InputError: no ``weights``.
+
     Example:
         >>> defense = nrp_defense("NRP.pth")  # doctest: +SKIP
         >>> defended = torch.nn.Sequential(defense, classifier)  # doctest: +SKIP
     """
     _check_tiling(tile_size, tile_overlap)
-    return Purifier(load_network(weights or shipped_weights(), architecture, map_location=device), tile_size=tile_size, tile_overlap=tile_overlap)
+    network = load_network(_required(weights, "nrp"), architecture, map_location=device)
+    return Purifier(network, tile_size=tile_size, tile_overlap=tile_overlap)
 
 
 def nrp_dynamic_defense(
@@ -56,7 +66,7 @@ def nrp_dynamic_defense(
     ``noise_eps`` (16/255) of the input in L-inf before it is purified.
 
     Args:
-        weights: a purifier weights file, as for :func:`nrp_defense`.
+        weights: a purifier weights file, as for :func:`nrp_defense` (required).
         architecture: ``"nrp"`` or ``"nrp_resg"`` to check the file against; ``None`` recognises it.
         noise_std: standard deviation of the noise, [0, 1] units (0.05 in the authors' code).
         noise_eps: L-inf radius the noisy input is projected into, [0, 1] units (16/255).
@@ -74,9 +84,42 @@ def nrp_dynamic_defense(
     check_float("noise_std", noise_std, 0.0)
     check_float("noise_eps", noise_eps, 0.0, 1.0)
     _check_tiling(tile_size, tile_overlap)
-    network = load_network(weights or shipped_weights(), architecture, map_location=device)
+    network = load_network(_required(weights, "nrp_dynamic"), architecture, map_location=device)
     return Purifier(network, dynamic=True, noise_std=noise_std, noise_eps=noise_eps, tile_size=tile_size,
                     tile_overlap=tile_overlap, generator=generator)
+
+
+def nrp_lite_shipped_defense(
+    tile_size: int | None = None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    device: str | torch.device = "cpu",
+) -> Purifier:
+    """The NRP-Lite purifier shipped with the package (``nrp_lite_effl0.safetensors``), static; not the paper's NRP.
+
+    Arguments as for :func:`nrp_defense`; see docs/shipped_purifier.md for how it was trained.
+    """
+    return nrp_defense(shipped_weights(), "nrp_lite", tile_size, tile_overlap, device)
+
+
+def nrp_lite_shipped_dynamic_defense(
+    noise_std: float = DEFAULT_NOISE_STD,
+    noise_eps: float = DEFAULT_NOISE_EPS,
+    generator: torch.Generator | None = None,
+    tile_size: int | None = None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    device: str | torch.device = "cpu",
+) -> Purifier:
+    """The shipped NRP-Lite with the authors' dynamic noise (as :func:`nrp_dynamic_defense`); not the paper's NRP."""
+    return nrp_dynamic_defense(shipped_weights(), "nrp_lite", noise_std, noise_eps, generator, tile_size, tile_overlap,
+                               device)
+
+
+def _required(weights: str | os.PathLike | None, name: str) -> str | os.PathLike:
+    if weights is None:
+        raise InputError(f"the {name} defense needs a purifier weights file (weights: FILE, --weights FILE), e.g. the "
+                         f"authors' NRP.pth; the NRP-Lite shipped with this package is the defense "
+                         f"{name.replace('nrp', 'nrp_lite_shipped')}")
+    return weights
 
 
 def _check_tiling(tile_size: int | None, tile_overlap: int) -> None:

@@ -14,7 +14,12 @@ from nrp.defenses.gaussian import GaussianBlur
 from nrp.defenses.jpeg import JpegCompression
 from nrp.defenses.jpeg_differentiable import JpegDifferentiable
 from nrp.defenses.median import MedianBlur
-from nrp.defenses.purifier import nrp_defense, nrp_dynamic_defense
+from nrp.defenses.purifier import (
+    nrp_defense,
+    nrp_dynamic_defense,
+    nrp_lite_shipped_defense,
+    nrp_lite_shipped_dynamic_defense,
+)
 from nrp.defenses.random_resize_pad import RandomResizePad
 from nrp.defenses.tvm import DEFAULT_KEEP_PROB, DEFAULT_LAMB, DEFAULT_NORM, DEFAULT_STEPS, TVM, lamb_from_weight
 from nrp.errors import InputError
@@ -89,3 +94,5 @@ register_defense("bit_depth", BitDepthReduction)
 register_defense("gaussian", GaussianBlur)
 register_defense("nrp", nrp_defense)
 register_defense("nrp_dynamic", nrp_dynamic_defense)
+register_defense("nrp_lite_shipped", nrp_lite_shipped_defense)
+register_defense("nrp_lite_shipped_dynamic", nrp_lite_shipped_dynamic_defense)

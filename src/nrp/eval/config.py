@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 from nrp.config_files import read_config_mapping
+from nrp.purifiers.shipped import SHIPPED_FILE
 from nrp.errors import InputError
 from nrp.eval.artefacts import check_label, check_policy, folder_name
 from nrp.units import check_pixel_budget
@@ -15,6 +17,7 @@ from nrp.units import check_pixel_budget
 NO_DEFENSE = "none"
 LABEL_FREE_ATTACKS = ("ssp", "fff", "precomputed", "cda")  # crafted without a source classifier
 ENSEMBLE_JOIN = "+"
+SHIPPED_DEFENSES = ("nrp_lite_shipped", "nrp_lite_shipped_dynamic")
 # The preprocessing of a zoo model an experiment file may set per model (create_model's keyword arguments).
 PREPROCESSING_KEYS = ("input_size", "crop_pct", "interpolation", "antialias")
 
@@ -142,7 +145,10 @@ def _check_unique(labels: list[str], what: str) -> None:
 
 
 def _default_label(name: str, params: dict[str, Any]) -> str:
-    shown = {key: value for key, value in params.items() if key not in ("weights",)}
+    """``name(key=value, ...)``; a weights file by its file name, so tables say which purifier ran."""
+    shown = {key: Path(str(value)).name if key == "weights" else value for key, value in params.items()}
+    if name in SHIPPED_DEFENSES:
+        shown = {"weights": SHIPPED_FILE.name, **shown}
     return name if not shown else f"{name}({', '.join(f'{k}={v}' for k, v in shown.items())})"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from nrp.defenses import create_defense
+from nrp.defenses import DEFENSES, create_defense
 from nrp.eval.artefacts import open_set_folder
 from nrp.eval.config import LABEL_FREE_ATTACKS, NO_DEFENSE, EvalConfig
 from nrp.eval.crafting import (
@@ -105,6 +106,10 @@ def run_classification(
     models = ModelBank(context.device, config.model_weights, provided_models, config.preprocessing)
     for name in [*config.targets, *config.sources]:
         models.classifier(name)  # unknown names and missing weights fail here, before any work is stored
+    components = config.defense_components()
+    defenses = {component.label: _build_defense(component.name, component.params, context.device)
+                for component in components}
+    identities = {c.label: defense_identity(c.name, c.params, defenses[c.label]) for c in components}
     clean = dataclasses.replace(clean_set(run_dir), record=clean_record(images, config.image_size))
     _store_clean(clean, images, config, context, progress)
     labels_stamp = labels_fingerprint(images)
@@ -117,10 +122,6 @@ def run_classification(
     crafter = Crafter(models, (3, config.image_size, config.image_size), config.seed)
     for adversarial_set in sets:
         _craft(adversarial_set, crafter, clean, stems, labels, targets, config, context, progress)
-    components = config.defense_components()
-    defenses = {component.label: _build_defense(component.name, component.params, context.device)
-                for component in components}
-    identities = {c.label: defense_identity(c.name, c.params, defenses[c.label]) for c in components}
     records = {s.key: {(d, t): prediction_record(s.fingerprint, s.key, identities[d], models.identity(t), config.seed,
                                                  config.batch_size)
                        for d in defenses for t in config.targets}
@@ -268,6 +269,6 @@ def _aimed_targets(adversarial_set: AdversarialSet, targets: torch.Tensor | None
 def _build_defense(name: str, params: dict[str, Any], device: torch.device) -> nn.Module:
     if name == NO_DEFENSE:
         return nn.Identity()
-    if name in ("nrp", "nrp_dynamic"):
+    if "device" in inspect.signature(DEFENSES[name]).parameters:
         params = {"device": device, **params}
     return create_defense(name, **params).to(device).eval()

@@ -36,8 +36,8 @@ def demo_config(images: Path, labels: Path, out: Path, quick: bool = False, seed
         {"name": "tvm", "label": "TVM"},
         {"name": "median", "window": 3, "label": "Median (3x3)"},
         {"name": "random_resize_pad", "label": "R&P"},
-        {"name": "nrp", "label": "NRP-Lite"},
-        {"name": "nrp_dynamic", "label": "NRP-Lite (dynamic)"},
+        {"name": "nrp_lite_shipped", "label": "NRP-Lite"},
+        {"name": "nrp_lite_shipped_dynamic", "label": "NRP-Lite (dynamic)"},
     ]
     config = EvalConfig(
         images=str(images), labels=str(labels), image_size=224, max_images=4 if quick else None, out=str(out),
