@@ -116,7 +116,7 @@ def nrp_lite_shipped_dynamic_defense(
 
 def _required(weights: str | os.PathLike | None, name: str) -> str | os.PathLike:
     if weights is None:
-        raise InputError(f"the {name} defense needs a purifier weights file (weights: FILE, --weights FILE), e.g. the "
+        raise InputError(f"the {name} defense needs a purifier weights file (weights=FILE), e.g. the "
                          f"authors' NRP.pth; the NRP-Lite shipped with this package is the defense "
                          f"{name.replace('nrp', 'nrp_lite_shipped')}")
     return weights
