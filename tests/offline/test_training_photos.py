@@ -256,3 +256,12 @@ def test_split_walks_in_hash_order_whatever_order_it_is_given(tmp_path, packages
     reference = split_by_agreement(photos, classify, val_size=2)
     for order in (photos[::-1], photos[3:] + photos[:3]):
         assert split_by_agreement(order, classify, val_size=2) == reference
+
+
+def test_file_stems_are_unique_across_packages(tmp_path, packages):
+    other = packages / "pypi" / "fake-wheel" / "fake_wheel" / "data" / "pd1.jpg"  # the Debian package's pd1 stem
+    save(other, 20)
+    records = run(tmp_path, packages)
+    stems = [Path(r["file"]).stem for r in records]
+    assert len(stems) == len(set(stems)) == 8
+    assert sum(stem.startswith("pd1_") for stem in stems) == 2

