@@ -1,0 +1,65 @@
+"""The AutoAttack adapter gives torchattacks' own result, directly and through a randomised defense."""
+
+import pytest
+import torch
+from torch import nn
+
+from nrp.attacks import DefendedModel, autoattack
+from nrp.errors import InputError
+
+torchattacks = pytest.importorskip("torchattacks")
+
+EPS = 8 / 255
+LABELS = torch.tensor([0, 3, 5, 9])
+
+
+class NoisyDefense(nn.Module):
+    """A randomised [0, 1] -> [0, 1] defense drawing from the global generator (as EOT sees it)."""
+
+    def forward(self, x):
+        return (x + 0.02 * torch.randn_like(x)).clamp(0, 1)
+
+
+def test_standard_version_equals_torchattacks(classifier, make_images):
+    x = make_images(0)
+    y = classifier(x).argmax(1)  # all correct at first, so every member has work to do
+    theirs = torchattacks.AutoAttack(classifier, norm="Linf", eps=EPS, version="standard", n_classes=10, seed=3)(x, y)
+    ours = autoattack(classifier, x, eps=EPS, num_classes=10, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(ours, theirs)
+    assert (ours - x).abs().max() <= EPS + 1e-6
+    assert (classifier(ours).argmax(1) != y).any()
+
+
+def test_rand_version_through_a_randomised_defense_equals_torchattacks(classifier, make_images):
+    x = make_images(1)
+    y = classifier(x).argmax(1)
+    defended = DefendedModel(NoisyDefense(), classifier, gradient="full")
+    torch.manual_seed(5)
+    theirs = torchattacks.AutoAttack(defended, norm="Linf", eps=EPS, version="rand", n_classes=10, seed=4)(x, y)
+    torch.manual_seed(5)
+    ours = autoattack(defended, x, y, eps=EPS, version="rand", num_classes=10, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(ours, theirs)
+    assert not torch.equal(ours, x)
+
+
+def test_steps_reach_every_iterative_member(classifier, make_images, monkeypatch):
+    seen = []
+    real = torchattacks.MultiAttack.forward
+    monkeypatch.setattr(torchattacks.MultiAttack, "forward",
+                        lambda self, *a: seen.extend(getattr(m, "steps", None) for m in self.attacks) or real(self, *a))
+    autoattack(classifier, make_images(2), LABELS, eps=EPS, num_classes=10, steps=3)  # wrong labels: no work, fast
+    assert seen == [3, 3, 3, None]  # APGD-CE, APGD-T, FAB-T; Square counts queries
+
+
+def test_unknown_versions_are_refused(classifier, make_images):
+    with pytest.raises(InputError, match="unknown AutoAttack version 'plus'; known: standard, rand"):
+        autoattack(classifier, make_images(3), version="plus")
+
+
+@pytest.mark.parametrize("eps", [0.0, 1 / 255, 16 / 255])
+def test_outputs_stay_in_the_ball_and_float64_is_refused(classifier, make_images, eps):
+    x = make_images(4)
+    x_adv = autoattack(classifier, x, eps=eps, steps=2)
+    assert (x_adv - x).abs().max() <= eps + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1
+    with pytest.raises(InputError, match="computes in float32"):
+        autoattack(classifier.double(), x.double(), eps=eps)
