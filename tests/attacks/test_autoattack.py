@@ -56,10 +56,7 @@ def test_unknown_versions_are_refused(classifier, make_images):
         autoattack(classifier, make_images(3), version="plus")
 
 
-@pytest.mark.parametrize("eps", [0.0, 1 / 255, 16 / 255])
-def test_outputs_stay_in_the_ball_and_float64_is_refused(classifier, make_images, eps):
-    x = make_images(4)
-    x_adv = autoattack(classifier, x, eps=eps, steps=2)
-    assert (x_adv - x).abs().max() <= eps + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1
+def test_float64_is_refused_in_one_line(classifier, make_images):
+    # torchattacks casts to float32 inside; bounds are checked in the equality tests above.
     with pytest.raises(InputError, match="computes in float32"):
-        autoattack(classifier.double(), x.double(), eps=eps)
+        autoattack(classifier.double(), make_images(4).double())
