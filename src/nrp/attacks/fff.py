@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torchvision.models import feature_extraction
@@ -163,10 +164,20 @@ def load_perturbation(path: str | os.PathLike) -> torch.Tensor:
     """The perturbation saved by :func:`save_perturbation` (CPU tensor ``(C, H, W)``)."""
     if not os.path.isfile(path):
         raise InputError(f"no perturbation file at '{path}'")
-    tensors = load_file(str(path))
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:  # a pickle, a truncated file, a bad header
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(f"'{path}' is not a readable .safetensors perturbation ({reason})") from None
     if PERTURBATION_KEY not in tensors:
         raise InputError(f"'{path}' holds no '{PERTURBATION_KEY}' tensor (found: {', '.join(tensors) or 'none'})")
-    return tensors[PERTURBATION_KEY]
+    delta = tensors[PERTURBATION_KEY]
+    if delta.ndim != 3 or delta.shape[0] != 3 or not delta.is_floating_point():
+        raise InputError(f"'{path}': the perturbation must be a float tensor (3, H, W), got {delta.dtype} "
+                         f"{tuple(delta.shape)}")
+    if not torch.isfinite(delta).all():
+        raise InputError(f"'{path}': the perturbation holds NaN or infinite values")
+    return delta
 
 
 def _device_and_dtype(module: Callable) -> tuple[torch.device, torch.dtype]:

@@ -11,10 +11,9 @@ from nrp.attacks import DISTANCES
 from nrp.cli import exit_codes
 from nrp.cli.messages import TRAIN_HINT
 from nrp.purifiers import PURIFIERS
-from nrp.cli.train_checks import check_resume, checked_train_config
+from nrp.cli.train_checks import check_resume, check_run_folder, checked_train_config
 from nrp.run_lock import is_rank_zero, run_folder_lock
 from nrp.training.config import TrainConfig, config_fields, load_config_file
-from nrp.validation import check_output_folder
 from nrp.distributed import setup, teardown
 from nrp.training.losses import GAN_KINDS
 from nrp.training.perturbations import PERTURBATIONS
@@ -92,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     config = checked_train_config(file_values, flags, args.config)
     if not is_rank_zero():
         return _train(config)
-    check_output_folder(config.out)
+    check_run_folder(config)
     with run_folder_lock(config.out):  # one writer per run folder; torchrun's rendezvous waits for rank 0 here
         if config.resume:
             check_resume(config, flags, take_intact=args.resume_intact)

@@ -15,7 +15,7 @@ from nrp.training.checkpointing import newest_intact_checkpoint
 from nrp.training.config import TrainConfig, build_config
 from nrp.training.critic import MIN_SIZE as CRITIC_MIN_SIZE
 from nrp.validation import (
-    COUNT, FINITE, FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, PIXELS, POSITIVE, SEED, Range, check_finite_values,
+    COUNT, FINITE, FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, PIXELS, POSITIVE, SEED, Range, check_finite_values, check_output_folder,
 )
 
 TRAIN_RANGES: dict[str, Range] = {
@@ -59,6 +59,12 @@ def checked_train_config(file_values: dict[str, Any], flags: dict[str, Any], con
         raise UsageError(f"{names.get('crop', 'crop')} must be at least {CRITIC_MIN_SIZE} (the critic halves it five "
                          f"times), got {config.crop}")
     return config
+
+
+def check_run_folder(config: TrainConfig) -> None:
+    """The run folder and its checkpoint folder can be created and written (neither is an existing file)."""
+    check_output_folder(config.out)
+    check_output_folder(Path(config.out) / CHECKPOINT_FOLDER)
 
 
 def check_resume(config: TrainConfig, flags: dict[str, Any], take_intact: bool) -> None:
