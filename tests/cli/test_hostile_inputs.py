@@ -310,7 +310,7 @@ def test_a_242_character_name_is_written_not_lost(context, capsys):
 # --- through real processes ----------------------------------------------------------------------------
 
 
-def run_nrp(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_nrp(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "nrp.cli.main", *args], capture_output=True, text=True, env=env,
                           timeout=timeout)
