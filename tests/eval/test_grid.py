@@ -97,3 +97,33 @@ def test_image_grid_rejects_bad_input(tmp_path: Path, rows, captions, kwargs, me
 def test_image_grid_writes_png_only(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="as PNG"):
         image_grid([[torch.zeros(3, 4, 4)]], [["a"]], tmp_path / "grid.jpg")
+
+
+def test_row_titles_sit_in_a_band_above_each_row(tmp_path: Path) -> None:
+    from nrp.eval.reports.grid import ROW_TITLE_HEIGHT, grid_size, tile_origin
+    rows = images(2, 2, 16, 20)
+    path = image_grid(rows, [["a", "b"], ["c", "d"]], tmp_path / "g.png", row_titles=["true label: cat", "true label: dog"])
+    canvas = np.asarray(Image.open(path).convert("RGB"))
+    assert canvas.shape[:2][::-1] == grid_size(2, 2, (16, 20), titled=False, row_titled=True)
+    for r in range(2):
+        x, y = tile_origin(r, 1, (16, 20), titled=False, row_titled=True)
+        assert np.array_equal(canvas[y : y + 16, x : x + 20], to_uint8(rows[r][1]))  # tiles exactly in place
+        band = canvas[y - ROW_TITLE_HEIGHT : y, MARGIN : MARGIN + 2 * 20 + GAP]
+        assert (band < 128).any()  # the title is drawn in its band
+    with pytest.raises(InputError, match="1 row titles for 2 rows"):
+        image_grid(rows, [["a", "b"], ["c", "d"]], tmp_path / "h.png", row_titles=["one"])
+
+
+def test_examples_show_restored_and_failed_photos_by_the_stated_rule() -> None:
+    from nrp.eval.reports.examples import choose_examples
+    truth = [0, 1, 2, 3, 4, 5, 6, 7]
+    attacked = [9, 9, 9, 9, 9, 9, 6, 9]  # photo 6 is not fooled
+    defended = [9, 9, 9, 3, 4, 9, 6, 7]  # restored: 3, 4, 7; failed: 0, 1, 2, 5
+    choice = choose_examples(truth, attacked, defended, 6, "NRP")
+    assert choice.indices == [3, 4, 7, 0, 1, 2] and (choice.restored, choice.failed) == (3, 3)
+    assert "first 3 photos (in file order) that the attack fools and NRP restores" in choice.rule
+    assert "3 restored and 4 not restored of 7 fooled" in choice.rule
+    # one restored photo only: the failures fill the rest; too few fooled photos: unfooled ones fill the grid
+    assert choose_examples(truth, attacked, [9, 9, 9, 3, 9, 9, 6, 9], 4, "NRP").indices == [3, 0, 1, 2]
+    few = choose_examples([0, 1, 2], [9, 1, 2], [0, 1, 2], 3, "NRP")
+    assert few.indices == [0, 1, 2] and few.rule.endswith("then 2 the attack does not fool")

@@ -56,6 +56,19 @@ def test_plot_accuracy_vs_iterations_is_figure_6(tmp_path: Path) -> None:
     assert lines(axes)["MI-FGSM"] == ([1, 10], pytest.approx([30.0, 25.0]))
     assert lines(axes)["SSP"] == ([1, 10], pytest.approx([50.0, 10.0]))
     assert [t.get_text() for t in axes.get_legend().get_texts()] == ["I-FGSM", "MI-FGSM", "SSP"]
+    assert axes.get_ylabel() == "top-1 accuracy (%)"
+    assert figure.get_suptitle() == ""  # no title unless given
+
+
+def test_plots_carry_the_given_title_and_value(tmp_path: Path) -> None:
+    points = [{"attack": "ssp", "iterations": i, "agreement": a} for i, a in ((1, 0.9), (5, 0.4))]
+    figure = plot_accuracy_vs_iterations(points, tmp_path / "fig6.png", title="lite2 behind NRP, 10 photos",
+                                         value="agreement", ylabel="agreement (%)")
+    assert figure.get_suptitle() == "lite2 behind NRP, 10 photos"
+    assert lines(figure.axes[0])["SSP"] == ([1, 5], pytest.approx([90.0, 40.0]))
+    assert figure.axes[0].get_ylabel() == "agreement (%)"
+    figure = plot_iterations(POINTS, tmp_path / "fig3.png", title="Figure 3")
+    assert figure.get_suptitle() == "Figure 3"
 
 
 def test_plot_accuracy_vs_eps(tmp_path: Path) -> None:
@@ -63,6 +76,7 @@ def test_plot_accuracy_vs_eps(tmp_path: Path) -> None:
     figure = plot_accuracy_vs_eps(points, tmp_path / "eps.png")
     assert_png(tmp_path / "eps.png", SINGLE_FIGSIZE)
     assert lines(figure.axes[0]) == {"SSP": ([4, 8, 16], pytest.approx([50.0, 25.0, 10.0]))}
+    assert figure.axes[0].get_ylabel() == "top-1 accuracy (%)"
 
 
 def test_plots_reject_incomplete_points_and_other_formats(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import html.parser
 import importlib.util
 import json
 import logging
+import re
 import sys
 import urllib.parse
 from pathlib import Path
@@ -57,7 +58,7 @@ ROWS = [
 EXPECTED_SUCCESS = """\
 ### Target: lite2 — attack success rate (%)
 
-| Source | Defense | clean | fgsm ε=16 | fgsm ε=8 | mi_fgsm | ssp |
+| Source | Defense | clean top-1 | fgsm ε=16 | fgsm ε=8 | mi_fgsm | ssp |
 | :-- | :-- | --: | --: | --: | --: | --: |
 | lite0 | none | 90.0 | 50.0 | – | 60.0 | – |
 |  | jpeg | 85.0 | 25.0 | – | – | – |
@@ -65,7 +66,7 @@ EXPECTED_SUCCESS = """\
 
 ### Target: lite3 — attack success rate (%)
 
-| Source | Defense | clean | fgsm |
+| Source | Defense | clean top-1 | fgsm |
 | :-- | :-- | --: | --: |
 | lite0 | none | 70.0 | 40.0 |
 """
@@ -306,7 +307,7 @@ def test_write_report(tmp_path: Path) -> None:
     out = tmp_path / "report"
     written = write_report(out, ROWS, CROSS, {"targets": ["lite2"]}, 3, [grid], CURVES)
     plots = {"plot_iterations", "plot_accuracy_vs_iterations", "plot_accuracy_vs_eps"} if HAS_MATPLOTLIB else set()
-    assert set(written) == {"json", "csv", "cross_task_csv", "markdown", "html", *plots}
+    assert set(written) == {"json", "csv", "cross_task_csv", "markdown", "html", "report_markdown", *plots}
     assert all(p.is_file() and p.parent == out for p in written.values())
     assert read_results_json(written["json"])["config"] == {"targets": ["lite2"]}
     assert read_csv(written["csv"]) == [Row(**r) for r in ROWS]
@@ -337,3 +338,69 @@ def test_write_report_rejects_missing_grid_and_unknown_curves(tmp_path: Path) ->
         write_report(tmp_path / "a", ROWS, [], {}, 0, [tmp_path / "nope.png"])
     with pytest.raises(InputError, match="unknown curve kinds"):
         write_report(tmp_path / "b", ROWS, [], {}, 0, [], {"steps": []})
+
+
+DEMO_LIKE = {
+    "images": "photos", "labels": "labels.csv", "image_size": 224, "eps": [16.0],
+    "sources": ["lite0", "lite0+lite1"], "targets": ["lite2", "lite0"],
+    "attacks": [{"name": "ssp", "backbone": "lite0", "layer": "_blocks.4", "label": "SSP"}, {"name": "fgsm", "label": "FGSM"}],
+    "defenses": [{"name": "none", "label": "No defense"}, {"name": "nrp", "label": "NRP-Lite"},
+                 {"name": "nrp", "weights": "mine.pth", "label": "Mine"}],
+    "grid_defense": "NRP-Lite",
+    "curves": {"source": "lite0", "target": "lite2", "images": 10, "eps": 16, "backbone": "lite0", "layer": "_blocks.4"},
+}
+
+
+def test_the_header_names_models_roles_photos_budget_and_purifier():
+    from nrp.eval.reports.header import introduction, run_facts
+    from nrp.purifiers.shipped import SHIPPED_TRAINING
+    facts = dict(run_facts(DEMO_LIKE, as_rows_of(ROWS)))
+    assert facts["Photos"] == "20 photos from photos, labels labels.csv, resized and centre-cropped to 224x224"
+    assert facts["Budget"].startswith("eps 16/255 (L-inf")
+    assert "lite2 (black-box: no attack was crafted on it)" in facts["Scored by"]
+    assert "lite0 (white-box for lite0, lite0+lite1, SSP's feature extractor)" in facts["Scored by"]
+    assert "lite0+lite1 (ensemble: averaged logits)" in facts["Crafted on (white-box)"]
+    assert "SSP (ssp, label-free, on lite0:_blocks.4 features)" in facts["Attacks"]
+    assert SHIPPED_TRAINING in facts["Purifier"] and "Mine: mine.pth (the file does not record" in facts["Purifier"]
+    text = introduction(DEMO_LIKE, as_rows_of(ROWS))
+    assert "one photo is 5 points" in text and "lite2 never saw an attack" in text
+
+
+def as_rows_of(records):
+    from nrp.eval.reports import as_rows
+    return as_rows(records)
+
+
+def test_pages_open_with_what_ran_show_examples_early_and_caption_every_figure(tmp_path: Path) -> None:
+    from nrp.eval.reports.html import Figure
+    grid = image_grid([[torch.rand(3, 8, 8)]], [["cat ✓"]], tmp_path / "g.png")
+    written = write_report(tmp_path / "report", ROWS, [], DEMO_LIKE, 0, [Figure(grid, "Rows: the rule.")], CURVES)
+    source = written["html"].read_text(encoding="utf-8")
+    headings = [line[4:-5] for line in source.splitlines() if line.startswith("<h2>")]
+    assert headings[:3] == ["What ran", "Attack success rate", "Examples"]
+    assert "<dt>Scored by</dt>" in source and "<figcaption>Rows: the rule.</figcaption>" in source
+    figures = source.count("<figure>")
+    assert figures == source.count("<figcaption>") == 1 + (3 if HAS_MATPLOTLIB else 0)
+    markdown = written["report_markdown"].read_text(encoding="utf-8")
+    assert [line[3:] for line in markdown.splitlines() if line.startswith("## ")] == headings
+    assert "- **Scored by**: lite2 (black-box" in markdown and "*Rows: the rule.*" in markdown
+    assert EXPECTED_SUCCESS.split("\n", 2)[2].split("\n\n")[0] in markdown  # the same tables
+    for target in re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown):
+        assert (written["report_markdown"].parent / urllib.parse.unquote(target)).is_file()
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
+def test_plot_titles_name_defense_source_target_and_photos(tmp_path: Path) -> None:
+    from nrp.eval.reports.report import curve_captions
+    captions = curve_captions(DEMO_LIKE, 20)
+    title, caption = captions["plot_accuracy_vs_iterations"]
+    assert title == "Figure 6: lite2 behind NRP-Lite; attacks crafted on lite0 (SSP on lite0:_blocks.4), eps 16/255, 10 photos"
+    assert caption.startswith("Top-1 accuracy of lite2 behind NRP-Lite on the 10 photos")
+    assert "agreement, not accuracy" in curve_captions(DEMO_LIKE, 20, labelled=False)["plot_accuracy_vs_iterations"][1]
+    assert captions["plot_accuracy_vs_eps"][0] == "lite2: top-1 accuracy against eps (20 photos)"
+
+
+def test_fooling_rate_tables_say_their_clean_column_is_accuracy() -> None:
+    fooling = classification_tables(ROWS, "fooling_rate")[0]
+    assert fooling.header[2] == "clean top-1"
+    assert classification_tables(ROWS, "top1")[0].header[2] == "clean"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -9,16 +10,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from nrp.eval.artefacts import write_json
 from nrp.eval.config import NO_DEFENSE, EvalConfig
+from nrp.eval.crafting import AdversarialSet
 from nrp.eval.curves import CurveConfig, eps_curve, iteration_curves
-from nrp.eval.datasets import read_batch
+from nrp.eval.datasets import batch_ranges, read_batch
+from nrp.eval.predictions import load_predictions, prediction_path
 from nrp.eval.protocol import ClassificationRun, ProgressFactory, run_classification, silent_progress
+from nrp.eval.records import defense_identity
+from nrp.eval.reports.examples import choose_examples
+from nrp.eval.reports.grid import CORRECT, WRONG, image_grid
+from nrp.eval.reports.html import Figure
+from nrp.fingerprint import fingerprint, numerics_versions
 from nrp.distributed import setup, teardown
 
 logger = logging.getLogger(__name__)
 
 REPORT_FOLDER = "report"
 GRID_FILE = "grid.png"
+CURVES_FILE = "curves.json"
 
 
 def run_evaluation(
@@ -49,36 +59,66 @@ def run_evaluation(
         teardown(context)
 
 
-def write_grid(run: ClassificationRun, config: EvalConfig, path: Path) -> Path | None:
-    """Clean | adversarial | defended images of the first ``grid_images`` images, captioned with the first target's predictions."""
+def write_grid(run: ClassificationRun, config: EvalConfig, path: Path) -> Figure | None:
+    """Clean | adversarial | defended images of photos chosen by a stated rule, with the first target's predictions.
+
+    The rows are :func:`~nrp.eval.reports.examples.choose_examples` of the stored predictions (as scored in the
+    tables): photos the attack fools that the defense restores, then photos it does not restore. Each row is
+    titled with its true label; each tile is captioned with the target's prediction, ✓ when it is the truth.
+    The returned figure's caption states the rule.
+    """
     if not run.sets or config.grid_images < 1:
         return None
     chosen = next((s for s in run.sets if s.attack_label == config.grid_attack), run.sets[0])
-    defenses = [label for label in run.defenses if label != NO_DEFENSE]
-    defense_label = config.grid_defense if config.grid_defense in run.defenses else (defenses[0] if defenses else NO_DEFENSE)
-    stems = run.images.stems()[: config.grid_images]
-    clean = read_batch(run.clean.paths(stems)).to(run.models.device)
-    adversarial = read_batch(chosen.paths(stems)).to(run.models.device)
+    undefended = next((c.label for c in config.defense_components() if c.name == NO_DEFENSE), None)
+    others = [label for label in run.defenses if label != undefended]
+    defense = config.grid_defense if config.grid_defense in run.defenses else (others[0] if others else undefended)
+    target_name = config.targets[0]
+    stems = run.images.stems()
+
+    def stored(adversarial_set: AdversarialSet, label: str | None) -> list[int]:
+        if label is None:  # no undefended target in the run: predict here
+            return _predictions(run, adversarial_set, stems, target_name, config.batch_size)
+        return load_predictions(prediction_path(Path(config.out), adversarial_set, label, target_name))[:, 0].tolist()
+
+    clean_predictions, attacked, defended_predictions = stored(run.clean, undefended), stored(chosen, undefended), stored(chosen, defense)
+    labels = run.images.labels
+    truth = labels if labels is not None else clean_predictions
+    reference = "the true label" if labels is not None else "the clean prediction"
+    choice = choose_examples(truth, attacked, defended_predictions, config.grid_images, defense, reference)
+    picked = [stems[i] for i in choice.indices]
+    clean = read_batch(run.clean.paths(picked)).to(run.models.device)
+    adversarial = read_batch(chosen.paths(picked)).to(run.models.device)
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        defended = run.defenses[defense_label](adversarial).clamp(0, 1)
-        target = run.models.classifier(config.targets[0])
-        predictions = [target(batch).argmax(1).cpu() for batch in (clean, adversarial, defended)]
+        shown = run.defenses[defense](adversarial).clamp(0, 1)
     names = imagenet_class_names()
-    labels = run.images.labels
-    captions = []
-    for index in range(len(stems)):
-        row = []
-        for prediction in predictions:
-            label = int(prediction[index])
-            mark = "" if labels is None else (" ✓" if label == labels[index] else " ✗")
-            row.append(f"{names[label] if label < len(names) else label}{mark}")
-        captions.append(row)
-    images = [[clean[i].cpu(), adversarial[i].cpu(), defended[i].cpu()] for i in range(len(stems))]
-    titles = [f"clean (labels: {config.targets[0]})", f"{chosen.attack_label} ({chosen.source}, eps {chosen.eps:g})",
-              f"{defense_label}"]
-    from nrp.eval.reports.grid import image_grid
-    return image_grid(images, captions, path, column_titles=titles)
+
+    def name(label: int) -> str:
+        return names[label] if 0 <= label < len(names) else str(label)
+
+    captions = [[f"{name(p[i])} {CORRECT if p[i] == truth[i] else WRONG}" for p in (clean_predictions, attacked, defended_predictions)]
+                for i in choice.indices]
+    row_titles = [f"{stems[i]}: true label {name(truth[i])}" if labels is not None else f"{stems[i]}: no label"
+                  for i in choice.indices]
+    images = [[clean[r].cpu(), adversarial[r].cpu(), shown[r].cpu()] for r in range(len(picked))]
+    titles = ["clean", f"{chosen.attack_label} ({chosen.source}, eps {chosen.eps:g}/255)", f"{chosen.attack_label} + {defense}"]
+    image_grid(images, captions, path, column_titles=titles, row_titles=row_titles)
+    caption = (f"Rows: {choice.rule}. Columns: the clean photo, its {chosen.attack_label} adversarial (crafted on "
+               f"{chosen.source}, eps {chosen.eps:g}/255), and that behind {defense}. Under each tile: "
+               f"{target_name}'s prediction as scored in the tables, ✓ when it is {reference}, ✗ when not.")
+    return Figure(path, caption)
+
+
+def _predictions(run: ClassificationRun, adversarial_set: AdversarialSet, stems: list[str], target: str,
+                 batch_size: int) -> list[int]:
+    """The undefended ``target``'s top-1 on every image of ``adversarial_set``."""
+    model, paths, predictions = run.models.classifier(target), adversarial_set.paths(stems), []
+    with torch.no_grad():
+        for _, positions in batch_ranges(len(paths), batch_size):
+            batch = read_batch([paths[i] for i in positions]).to(run.models.device)
+            predictions += model(batch).argmax(1).tolist()
+    return predictions
 
 
 def imagenet_class_names() -> list[str]:
@@ -92,14 +132,32 @@ def _curves(run: ClassificationRun, config: EvalConfig) -> dict[str, list[dict[s
     if len(config.eps) > 1:
         curves["eps"] = eps_curve(run.rows, config.targets[0])
     if config.curves:
-        settings = CurveConfig.parse(dict(config.curves))
-        defense_label = config.grid_defense if config.grid_defense in run.defenses else next(iter(run.defenses))
-        stems = run.images.stems()[: settings.images]
-        clean = read_batch(run.clean.paths(stems)).to(run.models.device)
-        labels = None if run.images.labels is None else run.images.labels[: settings.images]
-        curves["iterations"] = iteration_curves(settings, clean, run.models, run.defenses[defense_label], config.seed,
-                                                labels)
+        curves["iterations"] = _iteration_curves(run, config)
     return curves or None
+
+
+def _iteration_curves(run: ClassificationRun, config: EvalConfig) -> list[dict[str, Any]]:
+    """The Figure 3/6 points, stored in ``RUN/curves.json`` and reused while what shaped them is unchanged."""
+    settings = CurveConfig.parse(dict(config.curves))
+    defense_label = config.grid_defense if config.grid_defense in run.defenses else next(iter(run.defenses))
+    component = next(c for c in config.defense_components() if c.label == defense_label)
+    record = {"kind": "curves", "settings": dict(config.curves), "seed": config.seed, "clean": run.clean.fingerprint,
+              "labels": run.images.labels[: settings.images] if run.images.labels is not None else None,
+              "defense": defense_identity(component.name, component.params, run.defenses[defense_label]),
+              "models": [run.models.identity(name) for name in (settings.source, settings.target)],
+              "extractor": run.models.extractor_identity(settings.backbone, settings.layer),
+              "numerics": numerics_versions()}
+    path = Path(config.out) / CURVES_FILE
+    stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if isinstance(stored, dict) and stored.get("fingerprint") == fingerprint(record):
+        logger.info("curves: reusing %s", path)
+        return stored["points"]
+    stems = run.images.stems()[: settings.images]
+    clean = read_batch(run.clean.paths(stems)).to(run.models.device)
+    labels = None if run.images.labels is None else run.images.labels[: settings.images]
+    points = iteration_curves(settings, clean, run.models, run.defenses[defense_label], config.seed, labels)
+    write_json(path, {"fingerprint": fingerprint(record), "record": record, "points": points})
+    return points
 
 
 def _cross_task(config: EvalConfig, run: ClassificationRun, progress: ProgressFactory) -> list[dict[str, Any]]:

@@ -12,6 +12,11 @@ from pathlib import Path
 from nrp.errors import WeightsUnavailableError
 
 SHIPPED_FILE = Path(__file__).parent / "weights" / "nrp_lite_effl0.safetensors"
+SHIPPED_TRAINING = (
+    "nrp train (configs/nrp_lite_offline.yaml) for 1,900 iterations on 41 unlabelled offline photos against SSP "
+    "at 16/255 on EfficientNet-Lite0's _blocks.4 features (docs/offline_benchmark.md)"
+)
+"""What the shipped purifier was trained against, for reports (the weights file records only its architecture)."""
 
 
 def shipped_weights() -> Path:

@@ -21,6 +21,8 @@ CAPTION_HEIGHT = 20
 """Height of the caption band under every tile."""
 TITLE_HEIGHT = 20
 """Height of the column-title band at the top, present only when column titles are given."""
+ROW_TITLE_HEIGHT = 18
+"""Height of the band above each row holding its title (e.g. the true label), present only when row titles are given."""
 FONT_SIZE = 13
 RESAMPLE = Image.Resampling.BICUBIC
 """Filter used to bring every image to the tile size (images already that size are copied exactly)."""
@@ -37,19 +39,23 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def grid_size(rows: int, columns: int, tile_size: tuple[int, int], titled: bool) -> tuple[int, int]:
+def grid_size(rows: int, columns: int, tile_size: tuple[int, int], titled: bool,
+              row_titled: bool = False) -> tuple[int, int]:
     """(width, height) in pixels of a grid of ``rows`` x ``columns`` tiles of ``tile_size`` = (height, width)."""
     tile_h, tile_w = tile_size
     width = 2 * MARGIN + columns * tile_w + (columns - 1) * GAP
-    height = 2 * MARGIN + (TITLE_HEIGHT if titled else 0) + rows * (tile_h + CAPTION_HEIGHT) + (rows - 1) * GAP
+    row_h = tile_h + CAPTION_HEIGHT + (ROW_TITLE_HEIGHT if row_titled else 0)
+    height = 2 * MARGIN + (TITLE_HEIGHT if titled else 0) + rows * row_h + (rows - 1) * GAP
     return width, height
 
 
-def tile_origin(row: int, column: int, tile_size: tuple[int, int], titled: bool) -> tuple[int, int]:
-    """(x, y) of the top-left pixel of tile (``row``, ``column``)."""
+def tile_origin(row: int, column: int, tile_size: tuple[int, int], titled: bool,
+                row_titled: bool = False) -> tuple[int, int]:
+    """(x, y) of the top-left pixel of tile (``row``, ``column``); a row's title band lies just above its tiles."""
     tile_h, tile_w = tile_size
+    band = ROW_TITLE_HEIGHT if row_titled else 0
     x = MARGIN + column * (tile_w + GAP)
-    y = MARGIN + (TITLE_HEIGHT if titled else 0) + row * (tile_h + CAPTION_HEIGHT + GAP)
+    y = MARGIN + (TITLE_HEIGHT if titled else 0) + row * (tile_h + CAPTION_HEIGHT + band + GAP) + band
     return x, y
 
 
@@ -90,6 +96,7 @@ def image_grid(
     path: str | os.PathLike,
     *,
     column_titles: Sequence[str] | None = None,
+    row_titles: Sequence[str] | None = None,
     tile_size: int | tuple[int, int] | None = None,
 ) -> Path:
     """Write a captioned grid of images as a PNG, atomically; one example per row (the paper's Figure 6).
@@ -103,6 +110,7 @@ def image_grid(
         captions: one string per image, same shape as ``rows_of_images``.
         path: output ``.png`` file; parent folders are created.
         column_titles: one title per column (e.g. ``["clean", "adversarial", "purified"]``), or None.
+        row_titles: one title per row, written above it across the row (e.g. ``"true label: tabby cat"``), or None.
         tile_size: tile side, or (height, width); None for the size of the first image.
 
     Returns:
@@ -126,6 +134,8 @@ def image_grid(
                          f"got {[len(c) for c in captions]}")
     if column_titles is not None and len(column_titles) != columns:
         raise InputError(f"{len(column_titles)} column titles for {columns} columns")
+    if row_titles is not None and len(row_titles) != len(rows_of_images):
+        raise InputError(f"{len(row_titles)} row titles for {len(rows_of_images)} rows")
     tiles = [[Image.fromarray(to_uint8(image)) for image in row] for row in rows_of_images]
     if tile_size is None:
         tile_size = (tiles[0][0].height, tiles[0][0].width)
@@ -134,9 +144,9 @@ def image_grid(
     if len(tile_size) != 2 or min(tile_size) < 1:
         raise InputError(f"tile_size must be a positive int or (height, width), got {tile_size!r}")
     tile_h, tile_w = tile_size
-    titled = column_titles is not None
+    titled, row_titled = column_titles is not None, row_titles is not None
 
-    canvas = Image.new("RGB", grid_size(len(tiles), columns, tile_size, titled), (255, 255, 255))
+    canvas = Image.new("RGB", grid_size(len(tiles), columns, tile_size, titled, row_titled), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     font = _font(FONT_SIZE)
     for c, title in enumerate(column_titles or []):
@@ -144,11 +154,15 @@ def image_grid(
         title = _fit(draw, title, font, tile_w)
         offset = (tile_w - int(draw.textlength(title, font=font))) // 2
         draw.text((x + max(offset, 0), MARGIN + 3), title, fill=(0, 0, 0), font=font)
+    row_width = columns * tile_w + (columns - 1) * GAP
+    for r, title in enumerate(row_titles or []):
+        x, y = tile_origin(r, 0, tile_size, titled, row_titled)
+        draw.text((x, y - ROW_TITLE_HEIGHT + 2), _fit(draw, title, font, row_width), fill=(0, 0, 0), font=font)
     for r, row in enumerate(tiles):
         for c, tile in enumerate(row):
             if tile.size != (tile_w, tile_h):
                 tile = tile.resize((tile_w, tile_h), RESAMPLE)
-            x, y = tile_origin(r, c, tile_size, titled)
+            x, y = tile_origin(r, c, tile_size, titled, row_titled)
             canvas.paste(tile, (x, y))
             _draw_caption(draw, captions[r][c], x, y + tile_h, tile_w, font)
     with atomic_path(path) as tmp:

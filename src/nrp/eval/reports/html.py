@@ -22,28 +22,52 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #bbb; padding: 0.2em 0.6em; }
 th { background: #eee; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
+img { max-width: 100%; display: block; margin: 0.5em 0 0.3em; }
+figure { margin: 0 0 1.5em; }
+figcaption { color: #444; max-width: 60em; }
+dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+dt { font-weight: bold; }
+dd { margin: 0; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 """
 
 
 @dataclass(frozen=True)
+class Figure:
+    """An image of the report with the caption printed under it.
+
+    Args:
+        path: the image file (PNG, JPEG, WebP, GIF).
+        caption: what it shows, one or two sentences; empty for none.
+    """
+
+    path: Path
+    caption: str = ""
+
+
+@dataclass(frozen=True)
 class Section:
-    """One part of the page: a heading, then optional paragraph, tables, images and preformatted text.
+    """One part of the page: a heading, then optional paragraph, facts, tables, figures and preformatted text.
 
     Args:
         title: the section's heading.
         text: a paragraph under the heading, or None.
+        facts: ``(name, value)`` pairs shown as a definition list (e.g. the run's set-up).
         tables: tables rendered as ``<table>`` (each with its title as caption).
-        images: image files (PNG, JPEG, WebP, GIF), referenced by relative path or embedded.
+        images: image files or :class:`Figure` s (with captions), referenced by relative path or embedded.
         preformatted: text shown verbatim in a ``<pre>`` block (e.g. the configuration), or None.
     """
 
     title: str
     text: str | None = None
+    facts: Sequence[tuple[str, str]] = field(default_factory=tuple)
     tables: Sequence[Table] = field(default_factory=tuple)
-    images: Sequence[Path] = field(default_factory=tuple)
+    images: Sequence[Path | Figure] = field(default_factory=tuple)
     preformatted: str | None = None
+
+    def figures(self) -> list[Figure]:
+        """The section's images as :class:`Figure` s (a bare path has no caption)."""
+        return [image if isinstance(image, Figure) else Figure(Path(image)) for image in self.images]
 
 
 def table_to_html(table: Table) -> str:
@@ -95,12 +119,15 @@ def write_html(
         body.append(f"<h2>{e(section.title)}</h2>")
         if section.text:
             body.append(f"<p>{e(section.text)}</p>")
+        if section.facts:
+            body.append("<dl>" + "".join(f"<dt>{e(name)}</dt><dd>{e(value)}</dd>" for name, value in section.facts) + "</dl>")
         body.extend(table_to_html(t) for t in section.tables)
-        for image in map(Path, section.images):
-            if not image.is_file():
-                raise InputError(f"image for the report not found: {image}")
-            source = _image_source(image, path.parent, embed_images)
-            body.append(f'<img src="{e(source)}" alt="{e(image.name)}">')
+        for figure in section.figures():
+            if not figure.path.is_file():
+                raise InputError(f"image for the report not found: {figure.path}")
+            source = _image_source(figure.path, path.parent, embed_images)
+            caption = f"<figcaption>{e(figure.caption)}</figcaption>" if figure.caption else ""
+            body.append(f'<figure><img src="{e(source)}" alt="{e(figure.caption or figure.path.name)}">{caption}</figure>')
         if section.preformatted is not None:
             body.append(f"<pre>{e(section.preformatted)}</pre>")
     page = "\n".join([

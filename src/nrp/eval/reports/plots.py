@@ -29,6 +29,9 @@ SINGLE_FIGSIZE = (6.0, 4.0)
 """Size in inches of the one-panel plots."""
 
 INSTALL_HINT = "pip install 'nrp-purifier[eval]'"
+ACCURACY_LABEL = "top-1 accuracy (%)"
+AGREEMENT_LABEL = "agreement with the defended clean prediction (%)"
+"""Figure 6's axis for label-free curves: the share of photos whose defended prediction is the clean one's."""
 
 
 class MatplotlibMissingError(InputError):
@@ -65,10 +68,12 @@ def _series(points: Iterable[Mapping[str, Any]], x: str, ys: Sequence[str]) -> d
     return {attack: sorted(values) for attack, values in series.items()}
 
 
-def _save(figure: Figure, path: str | os.PathLike) -> None:
+def _save(figure: Figure, path: str | os.PathLike, title: str | None) -> None:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise InputError(f"plots are written as PNG; got {path}")
+    if title:
+        figure.suptitle(title, fontsize="medium")
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=DPI)
@@ -84,7 +89,7 @@ def _panel(axes: Axes, series: dict[str, list[tuple[float, ...]]], column: int, 
     axes.legend()
 
 
-def plot_iterations(points: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> Figure:
+def plot_iterations(points: Iterable[Mapping[str, Any]], path: str | os.PathLike, *, title: str | None = None) -> Figure:
     """The paper's Figure 3: fooling rate (%) and mean feature distortion against attack iterations.
 
     Two panels, one line per attack (e.g. I-FGSM, MI-FGSM, SSP), points sorted by iterations.
@@ -92,6 +97,7 @@ def plot_iterations(points: Iterable[Mapping[str, Any]], path: str | os.PathLike
     Args:
         points: dicts with ``attack``, ``iterations``, ``fooling_rate`` (fraction) and ``feature_distortion``.
         path: output ``.png``; ``ITERATIONS_FIGSIZE * DPI`` pixels.
+        title: the figure's title (say which source, target and how many photos), or None.
 
     Returns:
         The figure; ``figure.axes[0]`` holds fooling rate in percent, ``figure.axes[1]`` distortion.
@@ -102,41 +108,51 @@ def plot_iterations(points: Iterable[Mapping[str, Any]], path: str | os.PathLike
     """
     series = _series(points, "iterations", ("fooling_rate", "feature_distortion"))
     figure, (left, right) = _new_figure(ITERATIONS_FIGSIZE, 2)
-    _panel(left, series, 1, 100.0, "iterations", "fooling rate (%)")
-    _panel(right, series, 2, 1.0, "iterations", "mean feature distortion")
-    _save(figure, path)
+    _panel(left, series, 1, 100.0, "attack iterations", "fooling rate (%)")
+    _panel(right, series, 2, 1.0, "attack iterations", "mean feature distortion")
+    _save(figure, path, title)
     return figure
 
 
-def plot_accuracy_vs_iterations(points: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> Figure:
-    """The paper's Figure 6 (Appendix F): target top-1 accuracy (%) against attack iterations, per attack.
+def plot_accuracy_vs_iterations(
+    points: Iterable[Mapping[str, Any]], path: str | os.PathLike, *, title: str | None = None,
+    value: str = "top1", ylabel: str = ACCURACY_LABEL,
+) -> Figure:
+    """The paper's Figure 6 (Appendix F): the defended target's score (%) against attack iterations, per attack.
+
+    The paper plots top-1 accuracy (``top1``); without labels, plot ``value="agreement"`` (the share of
+    photos whose defended prediction stays the defended clean one) with ``ylabel=AGREEMENT_LABEL``.
 
     Args:
-        points: dicts with ``attack``, ``iterations`` and ``top1`` (fraction).
+        points: dicts with ``attack``, ``iterations`` and ``value`` (fraction).
         path: output ``.png``; ``SINGLE_FIGSIZE * DPI`` pixels.
+        title: the figure's title (say which defense, source, target and how many photos), or None.
+        value: the key of the plotted fraction.
+        ylabel: what the fraction is.
 
     Returns:
         The figure; ``figure.axes[0]`` holds one line per attack.
     """
-    series = _series(points, "iterations", ("top1",))
+    series = _series(points, "iterations", (value,))
     figure, (axes,) = _new_figure(SINGLE_FIGSIZE, 1)
-    _panel(axes, series, 1, 100.0, "iterations", "target top-1 accuracy (%)")
-    _save(figure, path)
+    _panel(axes, series, 1, 100.0, "attack iterations", ylabel)
+    _save(figure, path, title)
     return figure
 
 
-def plot_accuracy_vs_eps(points: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> Figure:
+def plot_accuracy_vs_eps(points: Iterable[Mapping[str, Any]], path: str | os.PathLike, *, title: str | None = None) -> Figure:
     """Target top-1 accuracy (%) against the L-inf budget eps (0-255 units), one line per attack.
 
     Args:
         points: dicts with ``attack``, ``eps`` (0-255 units) and ``top1`` (fraction).
         path: output ``.png``; ``SINGLE_FIGSIZE * DPI`` pixels.
+        title: the figure's title (say which target and how many photos), or None.
 
     Returns:
         The figure; ``figure.axes[0]`` holds one line per attack.
     """
     series = _series(points, "eps", ("top1",))
     figure, (axes,) = _new_figure(SINGLE_FIGSIZE, 1)
-    _panel(axes, series, 1, 100.0, "eps (0-255)", "target top-1 accuracy (%)")
-    _save(figure, path)
+    _panel(axes, series, 1, 100.0, "eps (L-inf, /255)", "top-1 accuracy (%)")
+    _save(figure, path, title)
     return figure

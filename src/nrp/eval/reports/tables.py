@@ -80,13 +80,23 @@ def _clean_accuracy(block: list[Row], source: str, defense: str) -> float | None
     return None
 
 
+def clean_column(metric: str) -> str:
+    """Title of the first numeric column: the defense's clean top-1, so named unless the table is of top-1.
+
+    Example:
+        >>> clean_column("top1"), clean_column("fooling_rate")
+        ('clean', 'clean top-1')
+    """
+    return CLEAN if metric == "top1" else f"{CLEAN} top-1"
+
+
 def classification_tables(
     rows: Iterable[Row | Mapping[str, Any]], metric: str = "success_rate", target: str | None = None
 ) -> list[Table]:
     """One :class:`Table` per target model, laid out like the paper's Table 1.
 
     Body rows are defenses grouped by source model (the source is written on the first row of its group
-    only); columns are ``clean`` (the defense's clean top-1 on that target) followed by the attacks in the
+    only); columns are the defense's clean top-1 on that target (titled by :func:`clean_column`), then the attacks in the
     order they first appear. An attack evaluated at several budgets gets one column per budget, titled
     ``"fgsm ε=8"``, next to each other. Values are percentages with one decimal; missing cells are :data:`MISSING`.
 
@@ -129,7 +139,7 @@ def _target_table(block: list[Row], metric: str, target: str) -> Table:
                 row = cells.get((source, defense, attack, eps))
                 values.append(percent(None if row is None else getattr(row, metric)))
             body.append((source if position == 0 else "", defense, *values))
-    header = ("Source", "Defense", CLEAN, *_attack_columns(attack_keys))
+    header = ("Source", "Defense", clean_column(metric), *_attack_columns(attack_keys))
     return Table(f"Target: {target} — {METRICS[metric]} (%)", header, tuple(body), numeric_from=2)
 
 
@@ -192,7 +202,7 @@ def markdown_table(
         ...     "target": "lite2", "images": 20, "top1": 0.85, "success_rate": 0.15, "clean_top1": 0.9}]))
         ### Target: lite2 — attack success rate (%)
         <BLANKLINE>
-        | Source | Defense | clean | fgsm |
+        | Source | Defense | clean top-1 | fgsm |
         | :-- | :-- | --: | --: |
         | lite0 | none | 90.0 | 15.0 |
         <BLANKLINE>
