@@ -39,6 +39,11 @@ def options(parser: argparse.ArgumentParser) -> set[str]:
     return {flag for action in parser._actions for flag in action.option_strings}
 
 
+def optional_weight_sources(parser: argparse.ArgumentParser) -> set[str]:
+    """Options through which the command may fall back to library caches (a required file cannot be missing weights)."""
+    return {flag for action in parser._actions if not action.required for flag in action.option_strings} & LOADS_WEIGHTS
+
+
 def test_the_walk_finds_every_command():
     commands = {" ".join(path) for path, _ in LEAVES}
     assert {"purify", "attack ssp", "attack fff", "attack mi_fgsm", "defend nrp", "train", "eval", "demo",
@@ -49,7 +54,7 @@ def test_the_walk_finds_every_command():
 def test_every_flag_in_a_commands_weights_hint_exists_on_that_command(path, parser):
     hint = parser.get_default("weights_hint")
     if hint is None:
-        assert not (options(parser) & LOADS_WEIGHTS) and path != ("eval",), f"nrp {' '.join(path)} needs a weights_hint"
+        assert not optional_weight_sources(parser) and path != ("eval",), f"nrp {' '.join(path)} needs a weights_hint"
         return
     named = set(FLAG.findall(hint))
     assert named <= options(parser), f"nrp {' '.join(path)} names {sorted(named - options(parser))}, which it lacks"

@@ -344,7 +344,7 @@ DEMO_LIKE = {
     "images": "photos", "labels": "labels.csv", "image_size": 224, "eps": [16.0],
     "sources": ["lite0", "lite0+lite1"], "targets": ["lite2", "lite0"],
     "attacks": [{"name": "ssp", "backbone": "lite0", "layer": "_blocks.4", "label": "SSP"}, {"name": "fgsm", "label": "FGSM"}],
-    "defenses": [{"name": "none", "label": "No defense"}, {"name": "nrp", "label": "NRP-Lite"},
+    "defenses": [{"name": "none", "label": "No defense"}, {"name": "nrp_lite_shipped", "label": "NRP-Lite"},
                  {"name": "nrp", "weights": "mine.pth", "label": "Mine"}],
     "grid_defense": "NRP-Lite",
     "curves": {"source": "lite0", "target": "lite2", "images": 10, "eps": 16, "backbone": "lite0", "layer": "_blocks.4"},

@@ -9,6 +9,7 @@ import torch
 
 from nrp.cli import exit_codes
 from nrp.cli.common import add_io_arguments, plan, process
+from nrp.cli.flag_help import plain_text
 from nrp.cli.messages import PURIFIER_HINT
 from nrp.cli.signature_flags import add_signature_flags, read_signature_flags
 from nrp.defenses import DEFENSES, create_defense
@@ -38,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     for name, factory in sorted(DEFENSES.items()):
         if name == "none":
             continue
-        summary = SUMMARIES.get(name) or (inspect.getdoc(factory) or name).splitlines()[0]
+        summary = SUMMARIES.get(name) or plain_text((inspect.getdoc(factory) or name).splitlines()[0])
         parser = defenses.add_parser(name, help=summary, description=summary)
         add_io_arguments(parser)
         add_signature_flags(parser, factory, HANDLED, PIXEL_ARGUMENTS)

@@ -34,7 +34,7 @@ PARAMETER_HELP = {
     "bits": "bits kept per colour channel",
     "sigma": "standard deviation of the Gaussian kernel, pixels",
     "kernel_size": "side of the Gaussian kernel, pixels, odd (default: 2 * ceil(3 * sigma) + 1)",
-    "weights": "purifier weights file (.pth/.pt/.safetensors), the authors' NRP.pth or one nrp wrote (default: the shipped NRP-Lite)",
+    "weights": "purifier weights file (.pth/.pt/.safetensors): the authors' NRP.pth or one nrp wrote (the shipped NRP-Lite is nrp_lite_shipped)",
     "architecture": "nrp, nrp_resg or nrp_lite: only a check against what the file holds (default: read from the file)",
     "tile_size": "purify images larger than N pixels tile by tile (default: never tile)",
     "tile_overlap": "context and blend width between tiles, pixels",

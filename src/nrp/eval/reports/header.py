@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nrp.eval.config import ENSEMBLE_JOIN, LABEL_FREE_ATTACKS, NO_DEFENSE, Component
+from nrp.eval.config import ENSEMBLE_JOIN, LABEL_FREE_ATTACKS, NO_DEFENSE, SHIPPED_DEFENSES, Component
 from nrp.eval.crafting import SSP_DEFAULTS
 from nrp.eval.reports.rows import Row
 
-PURIFIER_DEFENSES = ("nrp", "nrp_dynamic")
+PURIFIER_DEFENSES = ("nrp", "nrp_dynamic", *SHIPPED_DEFENSES)
 
 
 def photo_count(rows: Sequence[Row]) -> int | None:
@@ -76,7 +76,7 @@ def target_roles(config: Mapping[str, Any]) -> list[tuple[str, str]]:
 def purifier_text(component: Component) -> str:
     """Which purifier a defense loads and what it was trained against."""
     weights = component.params.get("weights")
-    if weights is None:
+    if component.name in SHIPPED_DEFENSES:
         from nrp.purifiers.shipped import SHIPPED_FILE, SHIPPED_TRAINING
         return f"{component.label}: the shipped {SHIPPED_FILE.name}, trained with {SHIPPED_TRAINING}"
     return f"{component.label}: {weights} (the file does not record what it was trained against)"
