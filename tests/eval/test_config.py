@@ -64,11 +64,11 @@ def test_shipped_experiment_files_load():
 def test_the_preprocessing_of_a_zoo_model_is_set_from_the_experiment_file(tmp_path, monkeypatch):
     import torch
 
-    import nrp.zoo
+    import nrp.eval.models
     from nrp.eval.models import ModelBank
     from nrp.zoo import create_model
     # Random weights: the bank's zoo call, with its options, but nothing downloaded.
-    monkeypatch.setattr(nrp.zoo, "as_classifier", lambda name, **options: create_model(name, pretrained=False, **options))
+    monkeypatch.setattr(nrp.eval.models, "as_classifier", lambda name, **options: create_model(name, pretrained=False, **options))
     path = write(tmp_path, BASE + "preprocessing:\n  resnet18: {crop_pct: 1.0, interpolation: bicubic, antialias: false}\n")
     config = load_eval_config(path, {})
     model = ModelBank(torch.device("cpu"), preprocessing=config.preprocessing).classifier("resnet18")
@@ -79,3 +79,27 @@ def test_unknown_preprocessing_keys_are_refused_listing_the_known_ones(tmp_path)
     path = write(tmp_path, BASE + "preprocessing:\n  inc_v3: {crop: 1.0}\n")
     with pytest.raises(InputError, match="preprocessing.inc_v3: unknown keys crop; known: input_size, crop_pct"):
         load_eval_config(path, {})
+
+
+def test_every_evaluation_module_can_be_imported_first():
+    # No import cycle: each module can be the first nrp module imported (a cycle shows as an ImportError in some
+    # order). One interpreter: torch stays loaded, nrp's modules are dropped before each import.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nrp.eval
+    folder = Path(nrp.eval.__file__).parent
+    names = sorted(f"nrp.eval.{path.stem}" for path in folder.glob("*.py") if path.stem != "__init__")
+    script = ("import importlib, sys, torch, torchvision\n"
+              "for name in sys.argv[1:]:\n"
+              "    for loaded in [m for m in sys.modules if m == 'nrp' or m.startswith('nrp.')]:\n"
+              "        del sys.modules[loaded]\n"
+              "    try:\n"
+              "        importlib.import_module(name)\n"
+              "    except ImportError as error:\n"
+              "        sys.exit(f'{name}: {error}')\n")
+    result = subprocess.run([sys.executable, "-c", script, *names, "nrp.zoo", "nrp.features"], capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(folder.parents[1])})
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1]

@@ -4,45 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 from nrp.config_files import read_config_mapping
-from nrp.purifiers.shipped import SHIPPED_FILE
 from nrp.errors import InputError
-from nrp.eval.artefacts import check_label, check_policy, folder_name
+from nrp.eval.artefacts import check_policy, folder_name
+from nrp.eval.components import LABEL_FREE_ATTACKS, NO_DEFENSE, Component
+from nrp.eval.cross_task_config import CrossTaskConfig
 from nrp.units import check_pixel_budget
 
-NO_DEFENSE = "none"
-LABEL_FREE_ATTACKS = ("ssp", "fff", "precomputed", "cda")  # crafted without a source classifier
-ENSEMBLE_JOIN = "+"
-SHIPPED_DEFENSES = ("nrp_lite_shipped", "nrp_lite_shipped_dynamic")
 # The preprocessing of a zoo model an experiment file may set per model (create_model's keyword arguments).
 PREPROCESSING_KEYS = ("input_size", "crop_pct", "interpolation", "antialias")
-
-
-@dataclass(frozen=True)
-class Component:
-    """One attack or defense of an experiment: a registered name, its keyword parameters and a display label."""
-
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-    label: str = ""
-
-    @classmethod
-    def parse(cls, value: str | dict[str, Any], what: str) -> Component:
-        """``"jpeg"`` or ``{"name": "jpeg", "quality": 75, "label": "JPEG (q=75)"}``."""
-        if isinstance(value, str):
-            check_label(value, what)
-            return cls(value, {}, value)
-        if not isinstance(value, dict) or "name" not in value:
-            raise InputError(f"each {what} must be a name or a mapping with a 'name' key, got {value!r}")
-        params = {key: item for key, item in value.items() if key not in ("name", "label")}
-        label = value.get("label")
-        label = _default_label(value["name"], params) if label is None else str(label)
-        check_label(label, what)
-        return cls(str(value["name"]), params, label)
 
 
 @dataclass
@@ -106,7 +79,6 @@ class EvalConfig:
         if any(a.name == "cda" and "weights" not in a.params for a in self.attack_components()):
             raise InputError("a cda attack needs its generator: {name: cda, weights: FILE} (inception: true for Inc-v3's)")
         if self.cross_task is not None:
-            from nrp.eval.cross_task_config import CrossTaskConfig
             CrossTaskConfig.parse(self.cross_task, self.eps)  # fail at the start, not after the classification run
 
     def _validate_preprocessing(self) -> None:
@@ -142,14 +114,6 @@ def _check_unique(labels: list[str], what: str) -> None:
         if other != label:
             raise InputError(f"{what} labels {other!r} and {label!r} differ only in case, so they would share a "
                              f"folder on case-insensitive file systems; label them otherwise")
-
-
-def _default_label(name: str, params: dict[str, Any]) -> str:
-    """``name(key=value, ...)``; a weights file by its file name, so tables say which purifier ran."""
-    shown = {key: Path(str(value)).name if key == "weights" else value for key, value in params.items()}
-    if name in SHIPPED_DEFENSES:
-        shown = {"weights": SHIPPED_FILE.name, **shown}
-    return name if not shown else f"{name}({', '.join(f'{k}={v}' for k, v in shown.items())})"
 
 
 def config_keys() -> set[str]:

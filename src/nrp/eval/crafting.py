@@ -21,22 +21,21 @@ from typing import Any
 import torch
 
 from nrp.attacks import cda, load_cda_generator, ssp
-from nrp.attacks.fff import apply_universal, fff
+from nrp.attacks.fff import apply_universal, fff, vgg_activations
 from nrp.attacks.registry import get_attack
 from nrp.errors import InputError
 from nrp.eval.artefacts import close_set_folder, folder_name
-from nrp.eval.config import LABEL_FREE_ATTACKS, Component
+from nrp.eval.components import CLEAN, LABEL_FREE_ATTACKS, PRECOMPUTED, SSP_DEFAULTS, SSP_MODEL_KEYS, Component
+from nrp.eval.datasets import read_batch
 from nrp.eval.models import ModelBank
+from nrp.features import build_backbone
 from nrp.fingerprint import fingerprint
+from nrp.io.discover import IMAGE_SUFFIXES
 from nrp.io.write import write_image
 
 logger = logging.getLogger(__name__)
 
-CLEAN = "clean"
 STORED_PNG_COMPRESSION = 1  # lossless either way; level 1 writes several times faster than the default 6
-SSP_MODEL_KEYS = ("backbone", "layer", "backbone_weights")
-SSP_DEFAULTS = {"backbone": "vgg16", "layer": "conv3_3"}
-PRECOMPUTED = "precomputed"  # adversarial images made elsewhere (e.g. by CDA's generators), read from a folder by name
 CDA = "cda"  # CDA's generator run here: {name: cda, weights: FILE, inception: bool}
 
 
@@ -161,8 +160,6 @@ class Crafter:
         return run
 
     def _precomputed(self, folder: Path, stems: list[str], eps: float) -> Callable[..., torch.Tensor]:
-        from nrp.eval.datasets import read_batch
-        from nrp.io.discover import IMAGE_SUFFIXES
 
         def find(stem: str) -> Path:
             for suffix in IMAGE_SUFFIXES:
@@ -189,8 +186,6 @@ class Crafter:
         return self.universal[adversarial_set.key]
 
     def _extractor_layers(self, params: dict[str, Any]) -> torch.nn.Module:
-        from nrp.attacks.fff import vgg_activations
-        from nrp.features import build_backbone
         backbone = params.pop("backbone", "vgg16")
         model, mean, std = build_backbone(backbone, params.pop("backbone_weights", None) or self.models.weights.get(backbone))
         return vgg_activations(model.to(self.models.device), params.pop("layers", None), mean, std)

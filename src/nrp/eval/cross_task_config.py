@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nrp.errors import InputError
-from nrp.eval.config import Component
-from nrp.eval.crafting import CLEAN, PRECOMPUTED
+from nrp.eval.components import CLEAN, PRECOMPUTED, Component
 from nrp.units import check_pixel_budget
 
 SSP = "ssp"

@@ -23,8 +23,8 @@ from nrp.attacks import ssp
 from nrp.errors import InputError
 from nrp.eval.artefacts import close_set_folder, folder_name, open_set_folder
 from nrp.eval.coco import CocoDataset, MaskFolderDataset, load_coco
-from nrp.eval.config import Component
-from nrp.eval.crafting import CLEAN, PRECOMPUTED, SSP_DEFAULTS, SSP_MODEL_KEYS, batch_generator
+from nrp.eval.components import CLEAN, PRECOMPUTED, SSP_DEFAULTS, SSP_MODEL_KEYS, Component
+from nrp.eval.crafting import batch_generator
 from nrp.eval.cross_task_config import CrossTaskConfig
 from nrp.eval.models import ModelBank
 from nrp.eval.protocol import ProgressFactory

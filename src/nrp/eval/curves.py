@@ -26,7 +26,8 @@ from torch import nn
 from nrp.attacks import ssp
 from nrp.attacks.registry import get_attack
 from nrp.errors import InputError
-from nrp.eval.crafting import SSP_DEFAULTS, batch_generator
+from nrp.eval.components import SSP_DEFAULTS
+from nrp.eval.crafting import batch_generator
 from nrp.eval.models import ModelBank
 from nrp.units import PIXEL_SCALE
 

@@ -11,8 +11,12 @@ import torch
 from torch import nn
 
 from nrp.attacks.ensemble import Ensemble
-from nrp.eval.config import ENSEMBLE_JOIN
+from nrp.eval.components import ENSEMBLE_JOIN
+from nrp.eval.detection import build_detector
+from nrp.eval.segmentation import build_segmenter
+from nrp.features import build_feature_extractor
 from nrp.fingerprint import file_sha256, module_identity
+from nrp.zoo import as_classifier
 from nrp.zoo.loaders import MODEL_FILE_SUFFIXES
 
 
@@ -45,7 +49,6 @@ class ModelBank:
             if len(members) > 1:
                 self.cache[name] = Ensemble([self.classifier(member) for member in members])
             else:
-                from nrp.zoo import as_classifier
                 options = {**self.preprocessing.get(name, {}),
                            **({"weights": self.weights[name]} if name in self.weights else {})}
                 self.cache[name] = as_classifier(name, **options).to(self.device).eval()
@@ -55,7 +58,6 @@ class ModelBank:
         """The frozen activation of ``layer`` of ``backbone`` (SSP's F_psi)."""
         key = f"{backbone}:{layer}"
         if key not in self.cache:
-            from nrp.features import build_feature_extractor
             self.cache[key] = build_feature_extractor(backbone, layer, weights=weights or self.weights.get(backbone)).to(self.device)
         return self.cache[key]
 
@@ -63,8 +65,6 @@ class ModelBank:
         """The detector or segmenter ``name`` (torchvision's pretrained weights unless ``weights`` names a file;
         a segmenter with ``num_classes`` classes)."""
         if name not in self.cache:
-            from nrp.eval.detection import build_detector
-            from nrp.eval.segmentation import build_segmenter
             if detector:
                 model = build_detector(name, weights=self.weights.get(name))
             else:

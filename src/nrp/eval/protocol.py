@@ -29,11 +29,10 @@ from torch import nn
 
 from nrp.defenses import DEFENSES, create_defense
 from nrp.eval.artefacts import open_set_folder
-from nrp.eval.config import LABEL_FREE_ATTACKS, NO_DEFENSE, EvalConfig
+from nrp.eval.components import LABEL_FREE_ATTACKS, NO_DEFENSE, PRECOMPUTED, SSP_DEFAULTS
+from nrp.eval.config import EvalConfig
 from nrp.eval.crafting import (
     CDA,
-    PRECOMPUTED,
-    SSP_DEFAULTS,
     AdversarialSet,
     Crafter,
     batch_generator,

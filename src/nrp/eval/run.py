@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from nrp.eval.artefacts import write_json
-from nrp.eval.config import NO_DEFENSE, EvalConfig
+from nrp.eval.components import NO_DEFENSE
+from nrp.eval.config import EvalConfig
 from nrp.eval.crafting import AdversarialSet
 from nrp.eval.curves import CurveConfig, eps_curve, iteration_curves
 from nrp.eval.datasets import batch_ranges, read_batch
