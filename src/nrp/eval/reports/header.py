@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nrp.eval.config import ENSEMBLE_JOIN, LABEL_FREE_ATTACKS, NO_DEFENSE, SHIPPED_DEFENSES, Component
-from nrp.eval.crafting import SSP_DEFAULTS
+from nrp.eval.components import ENSEMBLE_JOIN, LABEL_FREE_ATTACKS, NO_DEFENSE, SHIPPED_DEFENSES, SSP_DEFAULTS, Component
 from nrp.eval.reports.rows import Row
 
 PURIFIER_DEFENSES = ("nrp", "nrp_dynamic", *SHIPPED_DEFENSES)

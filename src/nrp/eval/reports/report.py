@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nrp.errors import InputError
-from nrp.eval.config import Component
+from nrp.eval.components import Component
 from nrp.eval.reports.header import introduction, photo_count, run_facts
 from nrp.eval.reports.html import Figure, Section, write_html
 from nrp.eval.reports.markdown_page import write_markdown_page
