@@ -53,6 +53,7 @@ class EvalConfig:
     metric: str = "top1"
     curves: dict[str, Any] | None = None
     cross_task: dict[str, Any] | None = None
+    adaptive: dict[str, Any] | None = None  # attacks through the defense: nrp.eval.adaptive
     stale: str = "recompute"
 
     def validate(self) -> None:
@@ -78,6 +79,9 @@ class EvalConfig:
         _check_unique([c.label for c in self.attack_components()], "attack")
         if any(a.name == "cda" and "weights" not in a.params for a in self.attack_components()):
             raise InputError("a cda attack needs its generator: {name: cda, weights: FILE} (inception: true for Inc-v3's)")
+        if self.adaptive is not None:
+            from nrp.eval.adaptive import parse_adaptive
+            parse_adaptive(self.adaptive)
         if self.cross_task is not None:
             CrossTaskConfig.parse(self.cross_task, self.eps)  # fail at the start, not after the classification run
 

@@ -54,8 +54,12 @@ def run_evaluation(
         curves = _curves(run, config)
         cross_rows = _cross_task(config, run, progress)
         from nrp.eval.reports import write_report
-        return write_report(out, run.rows, cross_rows, config.to_dict(), config.seed, grids, curves,
-                            metrics=(config.metric, "fooling_rate"))
+        files = write_report(out, run.rows, cross_rows, config.to_dict(), config.seed, grids, curves,
+                             metrics=(config.metric, "fooling_rate"))
+        if config.adaptive is not None:
+            from nrp.eval.adaptive import adaptive_report
+            files.update(adaptive_report(config.adaptive, run, config.seed, context.device, out))
+        return files
     finally:
         teardown(context)
 
