@@ -60,3 +60,22 @@ def test_a_resumed_run_reuses_its_curves_until_their_settings_change(boundary_im
     assert computed == [1]
     points = json.loads((tmp_path / "run" / CURVES_FILE).read_text())["points"]
     assert sorted({p["iterations"] for p in points}) == [1, 3] != sorted({p["iterations"] for p in stored})
+
+
+def test_progress_numbers_every_stage_against_the_plan_and_logs_without_carriage_returns(boundary_images, tmp_path):
+    import io
+
+    from nrp.cli.progress import StageProgress, stage_plan
+    images, labels = boundary_images
+    config = config_for(images, labels, tmp_path / "run")
+    plan = stage_plan(config)
+    log = io.StringIO()  # not a terminal, as a log file or CI
+    run_evaluation(config, models(), progress=StageProgress(plan, log))
+    lines = log.getvalue().splitlines()
+    started = [line.split("] ", 1)[1].split(":")[0] for line in lines if line.endswith("images ...")]
+    assert started == plan  # every stage that ran is in the plan, in the plan's order
+    assert lines[0] == f"nrp: [1/{len(plan)}] clean images: 6 images ..." and "\r" not in log.getvalue()
+    assert sum(line.endswith("s)") and ": done (" in line for line in lines) == len(plan)
+    resumed = io.StringIO()
+    run_evaluation(config_for(images, labels, tmp_path / "run", iterations=(1, 3)), models(), progress=StageProgress(plan, resumed))
+    assert resumed.getvalue().splitlines()[0] == f"nrp: [{len(plan)}/{len(plan)}] curves (Figures 3 and 6): 4 images ..."

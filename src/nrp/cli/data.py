@@ -52,11 +52,18 @@ def run(args: argparse.Namespace) -> int:
     if layout.agreement_labels.is_file():
         count = sum(1 for _ in layout.agreement_images.iterdir())
         print(f"agreement set:     {layout.agreement_images} ({count} photos, labels {layout.agreement_labels})")
-    print(f"training photos:   {layout.train_images}")
-    print(f"validation photos: {layout.val_images}")
+    for name, folder in (("training photos:  ", layout.train_images), ("validation photos:", layout.val_images)):
+        count = _count(folder)
+        if count:  # a part whose sources are not installed is not laid out (its warning says how to add it)
+            print(f"{name} {folder} ({count} photos)")
     train_photos, val_photos, val_labels = photo_layout(layout.root)
     if val_labels.is_file():
         print(f"package photos:    {train_photos} (training), {val_photos} (validation, labels {val_labels})")
     if args.pack_photos is not None:
         print(f"packed photos:     {args.pack_photos} ({pack_photos(layout.root, args.pack_photos) / 2**20:.1f} MiB)")
     return exit_codes.OK
+
+
+def _count(folder: Path) -> int:
+    """Files under ``folder``, searched recursively (0 when it does not exist)."""
+    return sum(1 for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from nrp.cli import exit_codes
-from nrp.cli.evaluate import progress_bar
+from nrp.cli.progress import StageProgress, stage_plan
 from nrp.errors import InputError
 from nrp.eval.reports import markdown_table
 from nrp.eval.run import run_evaluation
@@ -55,11 +56,16 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"the agreement evaluation set needs Debian's gcompris-qt-data: {GCOMPRIS_INSTALL}")
     out = args.out if args.out is not None else Path(EVAL_SETS[args.eval_set])
     config = demo_config(images, labels, out, quick=args.quick, seed=args.seed)
-    paths = run_evaluation(config, progress=progress_bar)
+    plan = stage_plan(config)
+    print(f"nrp demo: step 1/3 done: photos in {images}", file=sys.stderr)
+    print(f"nrp demo: step 2/3: {len(plan)} stages of attacks, defenses and scores into {out} (a re-run resumes)",
+          file=sys.stderr, flush=True)
+    paths = run_evaluation(config, progress=StageProgress(plan))
+    print("nrp demo: step 3/3 done: report written", file=sys.stderr)
     rows = [row for row in _rows(paths["json"]) if row["target"] == BLACK_BOX_TARGET]
     print(f"evaluation set: {args.eval_set} ({images})")
     print(markdown_table(rows, metric="top1", target=BLACK_BOX_TARGET))
-    print(f"\nreport: {paths['html']}  ({time.perf_counter() - start:.0f} s)")
+    print(f"\nreport: {paths['html']} (Markdown: {paths['report_markdown']})  ({time.perf_counter() - start:.0f} s)")
     return exit_codes.OK
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator
-
-from tqdm import tqdm
 
 from nrp.cli import exit_codes
 from nrp.cli.messages import EVAL_HINT
+from nrp.cli.progress import StageProgress, stage_plan
 from nrp.eval.config import load_eval_config
 from nrp.eval.run import run_evaluation
 from nrp.run_lock import is_rank_zero, run_folder_lock
@@ -56,16 +54,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_eval_config(args.config, overrides)
     check_output_folder(config.out)
     with run_folder_lock(config.out) if is_rank_zero() else contextlib.nullcontext():
-        paths = run_evaluation(config, progress=progress_bar)
+        paths = run_evaluation(config, progress=StageProgress(stage_plan(config)))
     if "html" in paths:
-        print(f"report: {paths['html']}")
+        print(f"report: {paths['html']} (Markdown: {paths['report_markdown']})")
         print(f"table:  {paths['markdown']}")
     return exit_codes.OK
-
-
-@contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator[tqdm]:
-    """A tqdm bar for one stage of the protocol, removed when the stage ends."""
-    with tqdm(total=total, desc=description, unit="img", leave=False, dynamic_ncols=True) as bar:
-        yield bar
 

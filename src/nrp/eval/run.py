@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 REPORT_FOLDER = "report"
 GRID_FILE = "grid.png"
 CURVES_FILE = "curves.json"
+CURVES_STAGE = "curves (Figures 3 and 6)"
+"""The progress description of the curves, computed after the classification stages."""
 
 
 def run_evaluation(
@@ -51,7 +53,7 @@ def run_evaluation(
             return {}
         out = Path(config.out) / REPORT_FOLDER
         grids = [grid] if (grid := write_grid(run, config, out / GRID_FILE)) is not None else []
-        curves = _curves(run, config)
+        curves = _curves(run, config, progress)
         cross_rows = _cross_task(config, run, progress)
         from nrp.eval.reports import write_report
         files = write_report(out, run.rows, cross_rows, config.to_dict(), config.seed, grids, curves,
@@ -132,16 +134,16 @@ def imagenet_class_names() -> list[str]:
     return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def _curves(run: ClassificationRun, config: EvalConfig) -> dict[str, list[dict[str, Any]]] | None:
+def _curves(run: ClassificationRun, config: EvalConfig, progress: ProgressFactory) -> dict[str, list[dict[str, Any]]] | None:
     curves: dict[str, list[dict[str, Any]]] = {}
     if len(config.eps) > 1:
         curves["eps"] = eps_curve(run.rows, config.targets[0])
     if config.curves:
-        curves["iterations"] = _iteration_curves(run, config)
+        curves["iterations"] = _iteration_curves(run, config, progress)
     return curves or None
 
 
-def _iteration_curves(run: ClassificationRun, config: EvalConfig) -> list[dict[str, Any]]:
+def _iteration_curves(run: ClassificationRun, config: EvalConfig, progress: ProgressFactory) -> list[dict[str, Any]]:
     """The Figure 3/6 points, stored in ``RUN/curves.json`` and reused while what shaped them is unchanged."""
     settings = CurveConfig.parse(dict(config.curves))
     defense_label = config.grid_defense if config.grid_defense in run.defenses else next(iter(run.defenses))
@@ -160,7 +162,9 @@ def _iteration_curves(run: ClassificationRun, config: EvalConfig) -> list[dict[s
     stems = run.images.stems()[: settings.images]
     clean = read_batch(run.clean.paths(stems)).to(run.models.device)
     labels = None if run.images.labels is None else run.images.labels[: settings.images]
-    points = iteration_curves(settings, clean, run.models, run.defenses[defense_label], config.seed, labels)
+    with progress(CURVES_STAGE, len(stems)) as bar:
+        points = iteration_curves(settings, clean, run.models, run.defenses[defense_label], config.seed, labels)
+        bar.update(len(stems))
     write_json(path, {"fingerprint": fingerprint(record), "record": record, "points": points})
     return points
 

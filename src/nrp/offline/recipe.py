@@ -42,6 +42,7 @@ from nrp.offline.thumbnails import same_picture, thumbnail_of
 from nrp.offline.training_photos import lay_out_training_photos
 
 logger = logging.getLogger(__name__)
+OFFLINE_EXTRA = "pip install 'nrp-purifier[offline]' installs it"
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 # OpenCV's colour example photos of natural scenes (its other files are logos, charts, text, calibration
@@ -208,7 +209,8 @@ def _training_photos(opencv_data: Path) -> Iterable[tuple[str, str, Callable[[Pa
     for name, array in _sklearn_arrays():
         yield "sklearn", f"{name}.png", _png_writer(array)
     if not opencv_data.is_dir():
-        logger.warning("OpenCV's example photos are missing (%s): apt-get install opencv-doc adds 32 training and 2 validation photos", opencv_data)
+        logger.warning("OpenCV's example photos are missing (%s): apt-get install --no-install-recommends opencv-doc "
+                       "adds 32 training and 2 validation photos", opencv_data)
         return
     for name in OPENCV_PHOTOS:
         path = opencv_data / name
@@ -220,7 +222,8 @@ def _skimage_arrays() -> Iterable[tuple[str, np.ndarray]]:
     try:
         from skimage import data
     except ImportError:
-        logger.warning("scikit-image is not installed: its %d training photos are skipped", len(SKIMAGE_PHOTOS) + 2)
+        logger.warning("scikit-image is not installed: its %d training photos are skipped (%s)", len(SKIMAGE_PHOTOS) + 2,
+                       OFFLINE_EXTRA)
         return
     for name in SKIMAGE_PHOTOS:
         yield name, getattr(data, name)()
@@ -233,7 +236,7 @@ def _sklearn_arrays() -> Iterable[tuple[str, np.ndarray]]:
     try:
         from sklearn.datasets import load_sample_images
     except ImportError:
-        logger.warning("scikit-learn is not installed: its 2 training photos are skipped")
+        logger.warning("scikit-learn is not installed: its 2 training photos are skipped (%s)", OFFLINE_EXTRA)
         return
     samples = load_sample_images()
     for filename, array in zip(samples.filenames, samples.images):
