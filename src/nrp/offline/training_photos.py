@@ -4,13 +4,13 @@ The recipe (``nrp data offline --training-photos``):
 
 1. fetches each package of :data:`nrp.offline.photo_sources.SOURCES` into ``<cache>/sources`` (DFSG-free
    ones first) and lists its photos with their licences;
-2. decodes each (EXIF orientation applied, RGB), shrinks it by the source's ``downscale``, and keeps it if
-   its short side is at least ``min_side`` pixels;
+2. decodes each (EXIF orientation applied, RGB), shrinks it by the source's ``downscale``, keeps it if its
+   short side is at least ``min_side`` pixels, and at once brings its short side down to at most ``max_side``
+   (the training loader's 480 by default), so a few hundred 4K photos never sit in memory;
 3. drops near-duplicates among them, keeping the larger copy, with the recipe's picture test
    (:func:`nrp.offline.thumbnails.same_picture`); a photo that shows the same picture as any evaluation
    photo stops the recipe (:class:`~nrp.errors.InputError`), as the training photos' check does;
-4. resizes each so its short side is at most ``max_side`` (the training loader's 480 by default) and writes it
-   as a JPEG (quality 95);
+4. writes each as a JPEG (quality 95);
 5. walks the photos in order of the SHA-256 of their source file and classifies each with the non-target
    classifiers (:data:`VALIDATION_MODELS`) as ``nrp demo`` feeds images; the first ``val_size`` on which all
    agree form the validation split, labelled with that class; all others are training photos.
@@ -61,13 +61,14 @@ JPEG_QUALITY = 95
 
 @dataclass(frozen=True)
 class Candidate:
-    """A decoded photo from a package, before selection."""
+    """A decoded photo from a package, before selection: ``image`` already shrunk, ``pixels`` its area before."""
 
     source: PhotoSource
     path: str
     licence: str
     source_sha256: str
     image: Image.Image
+    pixels: int
 
     @property
     def name(self) -> str:
@@ -82,7 +83,7 @@ def photo_layout(root: Path) -> tuple[Path, Path, Path]:
 
 
 def collect_candidates(sources: Sequence[PhotoSource], packages: Path, fetch: bool = True,
-                       min_side: int = MIN_SIDE) -> list[Candidate]:
+                       min_side: int = MIN_SIDE, max_side: int = MAX_SIDE) -> list[Candidate]:
     """Steps 1-2: every decodable photo of ``sources`` with a short side of at least ``min_side`` pixels."""
     candidates = []
     for source in sources:
@@ -102,7 +103,8 @@ def collect_candidates(sources: Sequence[PhotoSource], packages: Path, fetch: bo
                 image = image.resize((image.width // source.downscale, image.height // source.downscale), Image.LANCZOS)
             if min(image.size) < min_side:
                 continue
-            candidates.append(Candidate(source, relative, licence, hashlib.sha256(data).hexdigest(), image))
+            candidates.append(Candidate(source, relative, licence, hashlib.sha256(data).hexdigest(),
+                                        resized(image, max_side), image.width * image.height))
             kept += 1
         logger.info("%s: %d photos", source.package, kept)
     return candidates
@@ -116,7 +118,7 @@ def distinct_photos(candidates: Iterable[Candidate], evaluation: Iterable[Path])
     """
     references = [(path, thumbnail_of(path)) for path in evaluation]
     reference_stack = np.stack([small for _, small in references]) if references else np.zeros((0, 32, 32), np.float32)
-    ordered = sorted(candidates, key=lambda c: (-c.image.width * c.image.height, c.source_sha256))
+    ordered = sorted(candidates, key=lambda c: (-c.pixels, c.source_sha256))
     kept: list[Candidate] = []
     kept_thumbnails: list[np.ndarray] = []
     for candidate in ordered:
@@ -135,7 +137,7 @@ def distinct_photos(candidates: Iterable[Candidate], evaluation: Iterable[Path])
 
 
 def resized(image: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
-    """Step 4: ``image`` with its short side brought down to ``max_side`` pixels (aspect kept; never enlarged)."""
+    """``image`` with its short side brought down to ``max_side`` pixels (aspect kept; never enlarged; Lanczos)."""
     scale = max_side / min(image.size)
     if scale >= 1:
         return image
@@ -143,7 +145,7 @@ def resized(image: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
 
 
 def split_by_agreement(photos: Sequence[Candidate], classify: Callable[[Image.Image], dict[str, int]],
-                       val_size: int = VAL_SIZE, max_side: int = MAX_SIDE) -> dict[str, tuple[int, dict[str, int]]]:
+                       val_size: int = VAL_SIZE) -> dict[str, tuple[int, dict[str, int]]]:
     """Step 5: ``{source SHA-256: (label, predictions)}`` of the validation photos.
 
     Walks ``photos`` in order of source SHA-256 and keeps the first ``val_size`` on which every classifier
@@ -155,7 +157,7 @@ def split_by_agreement(photos: Sequence[Candidate], classify: Callable[[Image.Im
     for photo in sorted(photos, key=lambda c: c.source_sha256):
         if len(chosen) == val_size:
             break
-        predictions = classify(resized(photo.image, max_side))
+        predictions = classify(photo.image)
         if len(set(predictions.values())) == 1:
             chosen[photo.source_sha256] = (next(iter(predictions.values())), predictions)
     if len(chosen) < val_size:
@@ -184,11 +186,12 @@ def lay_out_training_photos(root: Path, evaluation: Iterable[Path], packages: Pa
     if min_side < 1 or max_side < min_side:
         raise InputError(f"need 1 <= min_side <= max_side, got {min_side} and {max_side}")
     train_folder, val_folder, labels_path = photo_layout(root)
-    candidates = collect_candidates(SOURCES if sources is None else sources, packages or root / "sources", fetch, min_side)
+    candidates = collect_candidates(SOURCES if sources is None else sources, packages or root / "sources", fetch,
+                                    min_side, max_side)
     photos = distinct_photos(candidates, evaluation)
     cache_path = root / PHOTOS / PREDICTIONS
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
-    validation = split_by_agreement(photos, zoo_classify(classifiers, cache, VALIDATION_MODELS), val_size, max_side)
+    validation = split_by_agreement(photos, zoo_classify(classifiers, cache, VALIDATION_MODELS), val_size)
     with atomic_path(cache_path) as tmp:
         tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
     records, wanted, labels = [], set(), []
@@ -199,7 +202,7 @@ def lay_out_training_photos(root: Path, evaluation: Iterable[Path], packages: Pa
         wanted.add(target)
         if not target.exists():
             with atomic_path(target) as tmp:
-                resized(photo.image, max_side).save(tmp, format="JPEG", quality=JPEG_QUALITY)
+                photo.image.save(tmp, format="JPEG", quality=JPEG_QUALITY)
         record = {"file": str(target.relative_to(root)), "source": photo.source.package, "registry": photo.source.registry,
                   "package_path": photo.path, "licence": photo.licence, "dfsg": photo.source.dfsg,
                   "source_sha256": photo.source_sha256, "sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
