@@ -170,6 +170,7 @@ REFUSED: list[tuple[str, Callable[[Context], list[str]], int, str]] = [
     # experiment and config files
     ("eval binary file", lambda c: eval_file(c, bytes(range(256))), 1, "is not UTF-8 text (byte 0x80 at offset 128)"),
     ("eval integer key", lambda c: eval_file(c, b"images: x\n5: 3\n"), 1, "key 5 is not a name"),
+    ("data cache in /proc", lambda c: ["data", "offline", "--cache", "/proc/nrp-cache"], 1, "/proc/nrp-cache"),
     ("train config binary", lambda c: ["train", "--config", c.write("t.yaml", b"\xff\xfe\x00"), "--out", c.out()], 1, "is not UTF-8 text (byte 0xff at offset 0)"),
     # data
     ("all-corrupt training data, 2 workers", lambda c: ["train", "--config", str(c.train_config), "--out", c.out(), "--workers", "2", "--data", str(all_corrupt(c))], 1, "could be decoded"),
@@ -293,6 +294,19 @@ def test_hostile_files_are_skipped_with_a_warning_and_the_run_completes(context,
     written = sorted(str(p.relative_to(context.out())) for p in Path(context.out()).rglob("*") if p.is_file())
     assert written == spec.written
     assert not list(context.tmp.rglob("*.tmp"))
+
+
+def test_an_output_that_is_a_folder_is_skipped_under_overwrite(context, capsys):
+    folder = context.tmp / "in"
+    folder.mkdir()
+    tiny_image(folder, "a.png", 40)
+    tiny_image(folder, "b.png", 40)
+    (Path(context.out()) / "a.png").mkdir(parents=True)
+    code = main(["defend", "bit_depth", str(folder), "--out", context.out(), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == exit_codes.SKIPPED and "Traceback" not in err
+    assert "a.png: a folder of that name is in the way" in err
+    assert (Path(context.out()) / "b.png").is_file() and not list(context.tmp.rglob("*.tmp"))
 
 
 def test_a_242_character_name_is_written_not_lost(context, capsys):

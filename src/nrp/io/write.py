@@ -78,7 +78,7 @@ def write_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 
             little larger; the evaluation harness uses it for its stored image sets).
 
     Raises:
-        InputError: unknown suffix, a file name longer than ``NAME_MAX`` bytes, an image larger than its
+        InputError: unknown suffix, a folder where the file should go, a file name longer than ``NAME_MAX`` bytes, an image larger than its
             format holds (``MAX_SIDE``), or an image that ``to_uint8`` refuses.
         OSError: the file cannot be written.
 
@@ -92,6 +92,8 @@ def write_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 
         accepted = ", ".join(WRITE_SUFFIXES)
         raise InputError(f"cannot write {path}: unknown suffix {path.suffix!r}; accepted: {accepted}")
     image_format, options = _FORMATS[suffix]
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: a folder of that name is in the way")
     if len(path.name.encode()) > NAME_MAX:
         raise InputError(f"cannot write {path}: its name is longer than {NAME_MAX} bytes")
     height, width = image.shape[-2:]
