@@ -49,6 +49,7 @@ TASK_OF_METRIC: dict[str, str] = {
     "segm_map50": "instance_segmentation",
     "pixel_accuracy": "semantic_segmentation",
     "mean_iou": "semantic_segmentation",
+    "object_iou": "semantic_segmentation",
 }
 Scorer = DetectionScorer | SegmentationScorer
 

@@ -208,7 +208,10 @@ class SegmentationScorer:
         self.confusion += batch.cpu()
 
     def compute(self) -> dict[str, float]:
-        """``{"pixel_accuracy": ..., "mean_iou": ...}`` over everything added so far, in [0, 1]."""
+        """``{"pixel_accuracy": ..., "mean_iou": ...}`` over everything added so far, in [0, 1]; with two classes
+        also ``"object_iou"``, the IoU of class 1 (1.0 when neither targets nor predictions have it)."""
         scores = {"pixel_accuracy": pixel_accuracy(self.confusion), "mean_iou": mean_iou(self.confusion)}
+        if self.num_classes == 2:  # a binary mask (object vs background): the object's own IoU too
+            scores["object_iou"] = float(class_iou(self.confusion)[1].nan_to_num(1.0))
         logger.info("segmentation over %d pixels: %s", int(self.confusion.sum()), scores)
         return scores
