@@ -41,3 +41,11 @@ def test_converted_u2netp_matches_onnxruntime():
     x.requires_grad_(True)
     network(x)[0].mean().backward()
     assert x.grad.abs().sum() > 0
+
+
+def test_a_binary_scorer_reports_the_object_masks_iou():
+    from nrp.eval.segmentation import SegmentationScorer
+    scorer = SegmentationScorer(2)
+    scorer.update(torch.tensor([[[1, 1, 0, 0]]]), torch.tensor([[[1, 0, 1, 0]]]))
+    # object: 1 pixel in both, 3 in either -> 1/3; background likewise; 2 of 4 pixels right
+    assert scorer.compute() == {"pixel_accuracy": 0.5, "mean_iou": pytest.approx(1 / 3), "object_iou": pytest.approx(1 / 3)}
