@@ -73,3 +73,30 @@ def fingerprint() -> Callable[[Path], dict[str, str]]:
         }
 
     return take
+
+
+def _rank_worker(rank: int, function: Callable, folder: str) -> None:
+    import torch.distributed as dist
+
+    from nrp.distributed import DistributedContext
+
+    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=2)
+    try:
+        torch.set_num_threads(1)
+        torch.save(function(DistributedContext(rank=rank, world_size=2)), f"{folder}/rank_{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture
+def two_ranks(tmp_path) -> Callable[[Callable], list]:
+    """``run(function)``: ``[function(rank 0's context), function(rank 1's context)]``, run in two forked processes
+    of one gloo process group; each return value comes back through ``torch.save``."""
+
+    def run(function: Callable) -> list:
+        folder = tmp_path / "ranks"
+        folder.mkdir(exist_ok=True)
+        torch.multiprocessing.start_processes(_rank_worker, args=(function, str(folder)), nprocs=2, start_method="fork")
+        return [torch.load(folder / f"rank_{rank}.pt", weights_only=False) for rank in range(2)]
+
+    return run

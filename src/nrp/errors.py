@@ -23,3 +23,7 @@ class WeightsUnavailableError(NRPError):
 
 class UsageError(InputError):
     """A bad argument or configuration value (out of range, not finite, inconsistent): exit code 2, before any work."""
+
+
+class TrainingDivergedError(NRPError):
+    """Training stopped because a loss or gradient became non-finite (NaN or infinite)."""

@@ -74,10 +74,10 @@ def test_a_few_critic_steps_widen_the_gap_between_clean_and_purified_logits(tiny
 
 
 def test_a_few_adversarial_purifier_steps_narrow_the_gap(tiny_config):
-    trainer = Trainer(tiny_config(perturbation="gaussian", eps=48, noise_std=48, loss_weights=[1.0, 0.0, 0.0], lr=1e-3, val=[]))
+    trainer = Trainer(tiny_config(perturbation="gaussian", eps=48, noise_std=48, loss_weights=[1.0, 0.0, 0.0], lr=1e-3, critic_lr=1e-3, val=[]))
     clean = smooth_batch()
     perturbed = trainer.perturb_batch(clean, iteration=0)
-    for _ in range(5):  # teach the critic first, so that the purifier has a gap to close
+    for _ in range(10):  # teach the critic first (clean against perturbed), so that its logits mean something
         trainer.critic_step(clean, perturbed)
     with torch.no_grad():
         before = margin(trainer, clean, trainer.purifier(perturbed))
@@ -85,7 +85,7 @@ def test_a_few_adversarial_purifier_steps_narrow_the_gap(tiny_config):
         purified, _ = trainer.purifier_step(clean, perturbed)
     with torch.no_grad():
         after = margin(trainer, clean, trainer.purifier(perturbed))
-    assert after < before - 0.1
+    assert after < before - 0.3  # the purifier's output now looks more real to the critic than before
 
 
 def test_the_feature_loss_is_zero_when_the_purifier_returns_the_clean_image(tiny_config):

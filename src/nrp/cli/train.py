@@ -17,6 +17,7 @@ from nrp.training.config import TrainConfig, config_fields, load_config_file
 from nrp.distributed import setup, teardown
 from nrp.training.losses import GAN_KINDS
 from nrp.training.perturbations import PERTURBATIONS
+from nrp.training.precision import PRECISIONS
 from nrp.training.trainer import Trainer
 
 logger = logging.getLogger("nrp")
@@ -71,9 +72,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--layer", help=f"feature extractor layer (default {DEFAULTS.layer})")
     add("--backbone-weights", help="weights file of the backbone, when it is not in the torchvision/timm cache")
     add("--seed", type=int, help=f"seed of every random draw (default {DEFAULTS.seed})")
-    add("--workers", type=int, help=f"data loading processes per rank (default {DEFAULTS.workers})")
+    add("--workers", type=int, help="data loading processes per rank (default: the CPUs this process may use, shared among "
+        "the node's ranks, at most 8)")
     add("--device", help="cpu, cuda or auto (default); under torchrun each rank takes GPU LOCAL_RANK")
-    add("--amp", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 mixed precision on CUDA (default on)")
+    add("--precision", choices=PRECISIONS, help="auto (default: bf16 on GPUs of compute capability >= 8.0, fp16 with a gradient "
+        "scaler on older GPUs, fp32 on CPUs), bf16, fp16, fp32, or fp64 (slow; for checking runs against each other); losses are "
+        "always float32 or wider")
+    add("--sync-batchnorm", action=argparse.BooleanOptionalAction, default=None, help="under torchrun, normalise the critic's "
+        "batch-norm over the global batch, as one process does (default on)")
     add("--checkpoint-every", type=int, help=f"iterations between checkpoints (default {DEFAULTS.checkpoint_every})")
     add("--keep-checkpoints", type=int, help=f"checkpoints kept (default {DEFAULTS.keep_checkpoints})")
     add("--val-every", type=int, help=f"iterations between validations (default {DEFAULTS.val_every})")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ class TrainingState:
     critic_optimizer: dict[str, Any]
     rng: dict[str, Any]
     config: dict[str, Any]
+    scalers: dict[str, Any] = field(default_factory=dict)  # float16 gradient scalers' states (empty otherwise)
 
 
 def checkpoint_path(folder: Path, iteration: int) -> Path:
@@ -60,6 +61,7 @@ def save_training_checkpoint(
         "optimizers": {"purifier": state.purifier_optimizer, "critic": state.critic_optimizer},
         "rng": state.rng,
         "config": state.config,
+        "scalers": state.scalers,
     }
     write_checkpoint(Checkpoint(state.purifier, architecture, arguments), path, extra=extra)
     for old in list_checkpoints(folder)[:-keep]:
@@ -87,6 +89,7 @@ def load_training_checkpoint(path: Path, map_location: str | torch.device = "cpu
             critic_optimizer=payload["optimizers"]["critic"],
             rng=payload["rng"],
             config=payload["config"],
+            scalers=payload.get("scalers", {}),
         )
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"{path} is not a training checkpoint of nrp (no {error})") from None

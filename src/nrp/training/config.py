@@ -11,6 +11,7 @@ from nrp.attacks.checks import check_kernel_size
 from nrp.config_files import read_config_mapping
 from nrp.errors import InputError
 from nrp.training.perturbations import PERTURBATIONS
+from nrp.training.precision import PRECISIONS
 from nrp.units import check_pixel_budget
 
 
@@ -59,9 +60,10 @@ class TrainConfig:
     layer: str = "conv3_3"
     backbone_weights: str | None = None
     seed: int = 0
-    workers: int = 2
+    workers: int | None = None
     device: str = "auto"
-    amp: bool = True
+    precision: str = "auto"
+    sync_batchnorm: bool = True
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     val_every: int = 1000
@@ -90,8 +92,10 @@ class TrainConfig:
             raise InputError(f"loss_weights must be three numbers >= 0 (adversarial, pixel, feature), got {self.loss_weights}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise InputError(f"betas must be two numbers in [0, 1), got {self.betas}")
-        if self.workers < 0:
+        if self.workers is not None and self.workers < 0:
             raise InputError(f"workers must be >= 0, got {self.workers}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision '{self.precision}'; known: {', '.join(PRECISIONS)}")
         check_kernel_size(self.ssp_ti_kernel)
         for name in ("ssp_ti_fraction", "ssp_di_fraction", "clean_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:

@@ -251,6 +251,19 @@ class StreamSampler(Sampler[tuple[int, int]]):
         return self.iterations * self.per_rank
 
 
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers() -> int:
+    """Loader processes per rank: the CPUs this process may use, shared among the ranks of its node, at most 8.
+
+    ``LOCAL_WORLD_SIZE`` (set by ``torchrun``) counts the ranks of the node; at least one worker.
+    """
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    ranks_here = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(MAX_DEFAULT_WORKERS, available // ranks_here))
+
+
 def training_loader(
     dataset: TrainingImages,
     global_batch: int,
@@ -275,14 +288,14 @@ def training_loader(
         rank: this process's rank.
         world_size: number of ranks.
         iterations: iterations to yield; ``None`` for an endless loader.
-        num_workers: loader processes; default ``min(4, os.cpu_count())``.
-        pin_memory: pin batches for faster host-to-GPU copies; default: when CUDA is available.
+        num_workers: loader processes; default :func:`default_workers`.
+        pin_memory: pin batches for faster (non-blocking) host-to-GPU copies; default: when CUDA is available.
 
     Raises:
         InputError: as ``StreamSampler``, or a negative ``num_workers``.
     """
     if num_workers is None:
-        num_workers = min(4, os.cpu_count() or 1)
+        num_workers = default_workers()
     if num_workers < 0:
         raise InputError(f"num_workers must be >= 0, got {num_workers}")
     if pin_memory is None:

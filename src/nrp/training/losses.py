@@ -10,6 +10,7 @@ C_phi. The relativistic losses use the symmetric form ESRGAN uses for both netwo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from nrp.errors import InputError
 
 GAN_KINDS = ("relativistic", "vanilla")
+BatchMean = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _check_kind(kind: str) -> None:
@@ -42,7 +44,7 @@ def feature_loss(clean_features: torch.Tensor, purified_features: torch.Tensor) 
         A scalar >= 0: the mean of ``|clean_features - purified_features|`` over all elements.
     """
     _check_same_shape("clean_features", clean_features, "purified_features", purified_features)
-    return F.l1_loss(purified_features, clean_features)
+    return F.l1_loss(_full_precision(purified_features), _full_precision(clean_features))
 
 
 def pixel_loss(purified: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
@@ -60,7 +62,12 @@ def pixel_loss(purified: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
         A scalar in [0, 1] for inputs in [0, 1].
     """
     _check_same_shape("purified", purified, "clean", clean)
-    return F.mse_loss(purified, clean)
+    return F.mse_loss(_full_precision(purified), _full_precision(clean))
+
+
+def _full_precision(values: torch.Tensor) -> torch.Tensor:
+    """``values`` in float32 at least: losses are never taken in half precision, even under autocast."""
+    return values.to(torch.promote_types(values.dtype, torch.float32))
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -69,7 +76,7 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 def purifier_gan_loss(
-    real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "relativistic"
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "relativistic", batch_mean: BatchMean = torch.mean
 ) -> torch.Tensor:
     """Adversarial loss ``L_adv`` of the purifier (Eq. 7): how far the critic is from taking purified as clean.
 
@@ -87,19 +94,25 @@ def purifier_gan_loss(
             purifier's update).
         fake_logits: ``C_phi(P_theta(x'))`` for purified images, shape ``(B_f,)``, with gradients to the purifier.
         kind: one of :data:`GAN_KINDS`.
+        batch_mean: how ``E[C(.)]`` is taken: ``torch.mean`` on one process; under DDP
+            :func:`nrp.distributed.global_mean`, the mean over the global batch (with its gradient).
 
     Returns:
-        A scalar >= 0 (natural log units); large when the critic separates clean from purified.
+        A scalar >= 0 (natural log units); large when the critic separates clean from purified. Computed in
+        float32 (at least) whatever the logits' dtype.
     """
     _check_kind(kind)
+    real_logits, fake_logits = _full_precision(real_logits), _full_precision(fake_logits)
     if kind == "vanilla":
         return _bce(fake_logits, 1.0)
-    fake_vs_real = fake_logits - real_logits.mean()
-    real_vs_fake = real_logits - fake_logits.mean()
+    fake_vs_real = fake_logits - batch_mean(real_logits)
+    real_vs_fake = real_logits - batch_mean(fake_logits)
     return (_bce(fake_vs_real, 1.0) + _bce(real_vs_fake, 0.0)) / 2
 
 
-def critic_gan_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "relativistic") -> torch.Tensor:
+def critic_gan_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "relativistic", batch_mean: BatchMean = torch.mean
+) -> torch.Tensor:
     """The critic's loss: tell clean images from purified ones (the counterpart of Eq. 7).
 
     ``relativistic``: ``L = ( BCE(D_Ra(real, fake), 1) + BCE(D_Ra(fake, real), 0) ) / 2``, so that
@@ -110,15 +123,17 @@ def critic_gan_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: 
         real_logits: ``C_phi(x)`` for clean images, shape ``(B_r,)``.
         fake_logits: ``C_phi(P_theta(x').detach())`` for purified images, shape ``(B_f,)``.
         kind: one of :data:`GAN_KINDS`.
+        batch_mean: as for :func:`purifier_gan_loss`.
 
     Returns:
-        A scalar >= 0 (natural log units); near 0 when the critic separates the two perfectly.
+        A scalar >= 0 (natural log units); near 0 when the critic separates the two perfectly. Float32.
     """
     _check_kind(kind)
+    real_logits, fake_logits = _full_precision(real_logits), _full_precision(fake_logits)
     if kind == "vanilla":
         return (_bce(real_logits, 1.0) + _bce(fake_logits, 0.0)) / 2
-    real_vs_fake = real_logits - fake_logits.mean()
-    fake_vs_real = fake_logits - real_logits.mean()
+    real_vs_fake = real_logits - batch_mean(fake_logits)
+    fake_vs_real = fake_logits - batch_mean(real_logits)
     return (_bce(real_vs_fake, 1.0) + _bce(fake_vs_real, 0.0)) / 2
 
 
@@ -154,6 +169,7 @@ def purifier_objective(
     real_logits: torch.Tensor | None = None,
     fake_logits: torch.Tensor | None = None,
     gan: str = "relativistic",
+    batch_mean: BatchMean = torch.mean,
 ) -> dict[str, torch.Tensor]:
     """The purifier's objective ``L_P`` of Eq. 8 and its three terms.
 
@@ -170,17 +186,18 @@ def purifier_objective(
         real_logits: ``C_phi(x)``, ``(B,)``, computed with the critic frozen; no gradient requirement.
         fake_logits: ``C_phi(P_theta(x'))``, ``(B,)``, with gradients to the purifier.
         gan: one of :data:`GAN_KINDS`.
+        batch_mean: how the relativistic loss takes its means (see :func:`purifier_gan_loss`).
 
     Returns:
         ``{"total": alpha * adversarial + gamma * pixel + lambda * feature, "adversarial": L_adv,
-        "pixel": L_img, "feature": L_feat}``; all scalars, the three terms unweighted.
+        "pixel": L_img, "feature": L_feat}``; float32 scalars, the three terms unweighted.
     """
     _check_kind(gan)
-    adversarial, pixel, feature = (purified.new_zeros(()) for _ in range(3))
+    adversarial, pixel, feature = (purified.new_zeros((), dtype=torch.promote_types(purified.dtype, torch.float32)) for _ in range(3))
     if weights.adversarial > 0:
         if real_logits is None or fake_logits is None:
             raise InputError("real_logits and fake_logits are required when the adversarial weight is > 0")
-        adversarial = purifier_gan_loss(real_logits, fake_logits, kind=gan)
+        adversarial = purifier_gan_loss(real_logits, fake_logits, kind=gan, batch_mean=batch_mean)
     if weights.pixel > 0:
         pixel = pixel_loss(purified, clean)
     if weights.feature > 0:

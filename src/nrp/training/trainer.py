@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from nrp.checkpoints import load_weights
-from nrp.errors import InputError
+from nrp.distributed import DistributedContext, broadcast_from_main, global_mean
+from nrp.errors import InputError, NRPError, TrainingDivergedError
 from nrp.features import build_classifier, build_feature_extractor
 from nrp.purifiers import create_network, load_network, save_network, shipped_weights
 from nrp.purifiers.registry import architecture_of
@@ -32,10 +34,11 @@ from nrp.training.checkpointing import (
 from nrp.training.config import TrainConfig
 from nrp.training.critic import Critic
 from nrp.training.data import CropSpec, TrainingImages, derive_seed, load_validation_images, training_loader
-from nrp.distributed import DistributedContext
+from nrp.training.global_batchnorm import use_global_batchnorm
 from nrp.training.losses import LossWeights, critic_gan_loss, purifier_objective
 from nrp.training.metrics import MetricsLog
 from nrp.training.perturbations import PerturbationSettings, make_perturbation
+from nrp.training.precision import resolve_precision
 from nrp.training.validation import validate
 from nrp.units import PIXEL_SCALE
 
@@ -44,7 +47,9 @@ logger = logging.getLogger(__name__)
 NOISE_TAG = 0x4E4F495345  # separates the perturbation noise stream from the data streams
 VALIDATION_NOISE_ITERATION = -1
 # Config fields a resumed run may change without warning.
-RESUMABLE_CHANGES = {"resume", "init_purifier", "iterations", "workers", "device", "checkpoint_every", "val_every", "log_every", "keep_checkpoints"}
+RESUMABLE_CHANGES = {
+    "resume", "init_purifier", "iterations", "workers", "device", "precision", "checkpoint_every", "val_every", "log_every", "keep_checkpoints",
+}
 
 
 class Trainer:
@@ -52,7 +57,9 @@ class Trainer:
 
     The global batch (``config.batch_size``) is split evenly over the processes of ``context``; every random
     draw derives from ``(seed, iteration, sample position)``, so a resumed or distributed run sees exactly
-    the batches and perturbation noise of an uninterrupted single-process run.
+    the batches and perturbation noise of an uninterrupted single-process run. Under DDP the critic's
+    batch-norm (``config.sync_batchnorm``) and the relativistic means are taken over the global batch, and
+    rank 0 alone reads checkpoints and broadcasts them, so K processes train as one process does.
     """
 
     def __init__(self, config: TrainConfig, context: DistributedContext = DistributedContext()) -> None:
@@ -60,6 +67,8 @@ class Trainer:
         if config.batch_size % context.world_size:
             raise InputError(f"batch size {config.batch_size} must be divisible by the {context.world_size} processes")
         self.config, self.context, self.device = config, context, context.device
+        self.precision = resolve_precision(config.precision, self.device)
+        logger.info("precision: %s (%s)", self.precision.name, self.precision.reason)
         self.run_dir = Path(config.out)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.dataset = TrainingImages(config.data, CropSpec(resize=config.resize, crop=config.crop))
@@ -89,8 +98,17 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.purifier = create_network(config.purifier, **config.purifier_arguments()).to(self.device)
         self.critic = Critic(config.critic_width).to(self.device)
+        if context.distributed and config.sync_batchnorm:
+            use_global_batchnorm(self.critic)
         self.purifier_optimizer = torch.optim.Adam(self.purifier.parameters(), lr=config.lr, betas=tuple(config.betas))
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, betas=tuple(config.betas))
+        self.purifier_scaler, self.critic_scaler = self.precision.scaler(), self.precision.scaler()
+        dtype = self.precision.parameter_dtype
+        for network in (self.purifier, self.critic, self.feature_extractor, classifier, di_extractor):
+            if network is not None:
+                network.to(dtype)
+        if self.validation_images is not None:
+            self.validation_images = self.validation_images.to(dtype)
         self.iteration = self._restore()
         self.purifier_step_module = self._distribute(self.purifier)
         self.critic_step_module = self._distribute(self.critic)
@@ -101,13 +119,13 @@ class Trainer:
     def perturb_batch(self, clean: torch.Tensor, iteration: int, validation: bool = False) -> torch.Tensor:
         """Craft x' for this process's share of global batch ``iteration`` (Algorithm 1 by default)."""
         perturb = self.validation_perturb if validation else self.perturb
-        with self._autocast():
+        with self.precision.attack_autocast():
             return perturb(clean, self._noise(iteration, clean.shape))
 
     def purifier_step(self, clean: torch.Tensor, perturbed: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Update the purifier on Eq. 8 with the critic frozen; returns the purified batch and the losses."""
         self.critic.requires_grad_(False)
-        with self._autocast():
+        with self.precision.autocast():
             purified = self.purifier_step_module(perturbed)
             clean_features = purified_features = real_logits = fake_logits = None
             if self.weights.feature:
@@ -121,10 +139,13 @@ class Trainer:
             losses = purifier_objective(
                 self.weights, clean=clean, purified=purified, clean_features=clean_features,
                 purified_features=purified_features, real_logits=real_logits, fake_logits=fake_logits, gan=self.config.gan,
+                batch_mean=global_mean,
             )
         self.purifier_optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        self.purifier_optimizer.step()
+        self.purifier_scaler.scale(losses["total"]).backward()
+        self._stop_if_not_finite("purifier", losses["total"], self.purifier, self.purifier_scaler)
+        self.purifier_scaler.step(self.purifier_optimizer)
+        self.purifier_scaler.update()
         self.critic.requires_grad_(True)
         return purified.detach(), {f"purifier_{name}": value.item() for name, value in losses.items()}
 
@@ -132,17 +153,19 @@ class Trainer:
         """Update the critic to tell clean images from purified ones (skipped when alpha is 0)."""
         if not self.weights.adversarial:
             return {}
-        with self._autocast():
+        with self.precision.autocast():
             real_logits, fake_logits = self.critic_step_module(torch.cat((clean, purified))).chunk(2)
-            loss = critic_gan_loss(real_logits, fake_logits, self.config.gan)
+            loss = critic_gan_loss(real_logits, fake_logits, self.config.gan, batch_mean=global_mean)
         self.critic_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.critic_optimizer.step()
+        self.critic_scaler.scale(loss).backward()
+        self._stop_if_not_finite("critic", loss, self.critic, self.critic_scaler)
+        self.critic_scaler.step(self.critic_optimizer)
+        self.critic_scaler.update()
         return {"critic_loss": loss.item()}
 
     def train_step(self, clean: torch.Tensor) -> dict[str, float]:
         """One iteration of Algorithm 2 on this process's share of the global batch."""
-        clean = clean.to(self.device, non_blocking=True)
+        clean = clean.to(self.device, self.precision.parameter_dtype, non_blocking=True)
         perturbed = self.perturb_batch(clean, self.iteration)
         purified, losses = self.purifier_step(clean, perturbed)
         losses.update(self.critic_step(clean, purified))
@@ -155,6 +178,12 @@ class Trainer:
         """Run until ``config.iterations``; checkpoints, validation and logs on rank 0.
 
         Returns the final purifier weights (``RUN_DIR/purifier.safetensors``) on rank 0, else ``None``.
+        Each log record also gives ``data_wait_fraction``: the share of the time since the previous record
+        spent waiting for the loader.
+
+        Raises:
+            TrainingDivergedError: a loss or gradient became non-finite; the update was not applied and the
+                checkpoints on disk are the last good ones.
         """
         loader = training_loader(
             self.dataset, self.config.batch_size, self.config.seed, start_iteration=self.iteration,
@@ -163,13 +192,23 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
         )
         started, done_before = time.perf_counter(), self.iteration
-        for clean in loader:
+        since_log, waited = started, 0.0
+        batches = iter(loader)
+        while True:
+            asked = time.perf_counter()
+            clean = next(batches, None)
+            waited += time.perf_counter() - asked
+            if clean is None:
+                break
             losses = self.train_step(clean)
             if on_iteration is not None:
                 on_iteration(self.iteration, losses)
             if self.metrics is not None and self.iteration % self.config.log_every == 0:
-                rate = (self.iteration - done_before) / (time.perf_counter() - started)
-                self.metrics.write(self.iteration, "train", {**losses, "iterations_per_second": rate})
+                now = time.perf_counter()
+                rate = (self.iteration - done_before) / (now - started)
+                scalars = {**losses, "iterations_per_second": rate, "data_wait_fraction": waited / (now - since_log)}
+                self.metrics.write(self.iteration, "train", scalars)
+                since_log, waited = now, 0.0
             last = self.iteration == self.config.iterations
             if self.iteration % self.config.val_every == 0 or last:
                 self.validate()
@@ -202,6 +241,7 @@ class Trainer:
             critic_optimizer=self.critic_optimizer.state_dict(),
             rng=capture_rng(self.device),
             config=self.config.to_dict(),
+            scalers={"purifier": self.purifier_scaler.state_dict(), "critic": self.critic_scaler.state_dict()},
         )
         path = save_training_checkpoint(
             self.checkpoint_dir, state, name, arguments, {"width": self.critic.width}, self.config.keep_checkpoints
@@ -220,14 +260,74 @@ class Trainer:
         return final
 
     def _noise(self, iteration: int, shape: torch.Size) -> torch.Tensor:
-        """Standard-normal noise of this process's slice of global batch ``iteration``."""
-        per_rank = shape[0]
-        generator = torch.Generator().manual_seed(derive_seed(NOISE_TAG, self.config.seed, iteration))
-        noise = torch.randn((per_rank * self.context.world_size, *shape[1:]), generator=generator)
-        start = self.context.rank * per_rank
-        return noise[start:start + per_rank].to(self.device)
+        """Standard-normal noise of this process's slice of global batch ``iteration``, on the device.
+
+        Each sample's noise is drawn from its own generator, seeded by ``(seed, iteration, position in the
+        global batch)``, so a rank draws its own slice only and gets what a single process draws there.
+        """
+        per_rank, start = shape[0], self.context.rank * shape[0]
+        noise = torch.empty(shape, pin_memory=self.device.type == "cuda")
+        for offset in range(per_rank):
+            seed = derive_seed(NOISE_TAG, self.config.seed, iteration, start + offset)
+            noise[offset].normal_(generator=torch.Generator().manual_seed(seed))
+        return noise.to(self.device, self.precision.parameter_dtype, non_blocking=True)
+
+    def _stop_if_not_finite(self, network: str, loss: torch.Tensor, module: nn.Module, scaler: torch.amp.GradScaler) -> None:
+        """Raise before the update when the loss or (without a float16 scaler) the gradient is not finite.
+
+        Under float16 a gradient scaler skips the steps whose scaled gradients overflow, by design, so only
+        the loss is checked there. Under DDP every rank takes the same decision.
+        """
+        checks = [loss.detach().float().isfinite()]
+        if not scaler.is_enabled():
+            gradients = [p.grad for p in module.parameters() if p.grad is not None]
+            checks.append(torch.nn.utils.get_total_norm(gradients).isfinite() if gradients else loss.new_ones((), dtype=torch.bool))
+        finite = torch.stack(checks).to(torch.int32)
+        if self.context.distributed:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        loss_ok, *gradient_ok = finite.tolist()
+        if loss_ok and all(gradient_ok):
+            return
+        what = "loss" if not loss_ok else "gradient"
+        newest = list_checkpoints(self.checkpoint_dir)
+        kept = f"the last good checkpoint is {newest[-1]}" if newest else "no checkpoint was written yet"
+        raise TrainingDivergedError(
+            f"iteration {self.iteration + 1}: the {network} {what} is not finite; stopped before applying it, {kept} "
+            "(resume from it with --resume, perhaps with a lower --lr or step size)"
+        )
 
     def _restore(self) -> int:
+        """Restore the newest checkpoint (or start fresh) on every rank; returns the iteration to continue from.
+
+        Rank 0 alone looks at the disk and broadcasts what it read, so ranks on nodes without a shared disk
+        resume from the same state; an error on rank 0 is raised on every rank.
+        """
+        outcome: dict | None = None
+        if self.context.is_main:
+            try:
+                outcome = {"state": self._read_checkpoint()}
+            except NRPError as error:
+                if not self.context.distributed:
+                    raise
+                outcome = {"error": error}
+        outcome = broadcast_from_main(outcome, self.context)
+        if "error" in outcome:
+            raise outcome["error"]
+        if outcome["state"] is None:
+            return 0
+        state = TrainingState(**outcome["state"])
+        self.purifier.load_state_dict(state.purifier)
+        self.critic.load_state_dict(state.critic)
+        self.purifier_optimizer.load_state_dict(state.purifier_optimizer)
+        self.critic_optimizer.load_state_dict(state.critic_optimizer)
+        if state.scalers:
+            self.purifier_scaler.load_state_dict(state.scalers["purifier"])
+            self.critic_scaler.load_state_dict(state.scalers["critic"])
+        restore_rng(state.rng, self.device)
+        return state.iteration
+
+    def _read_checkpoint(self) -> dict | None:
+        """Rank 0: the newest checkpoint's fields, or ``None`` for a fresh start (after ``--init-purifier``)."""
         existing = list_checkpoints(self.checkpoint_dir)
         if existing and not self.config.resume:
             raise InputError(f"{self.run_dir} already holds checkpoints; pass --resume to continue, or choose another --out")
@@ -235,19 +335,14 @@ class Trainer:
             if self.config.resume:
                 logger.info("no checkpoint in %s yet: starting from iteration 0", self.checkpoint_dir)
             if self.config.init_purifier:
-                self._initialise_purifier(self.config.init_purifier)
-            return 0
+                self._initialise_purifier(self.config.init_purifier)  # DDP's first broadcast gives it to the others
+            return None
         state = load_training_checkpoint(existing[-1], map_location=self.device)
         changed = sorted(k for k, v in self.config.to_dict().items() if k not in RESUMABLE_CHANGES and state.config.get(k) != v)
         if changed:
             logger.warning("resuming with settings that differ from the checkpoint's: %s", ", ".join(changed))
-        self.purifier.load_state_dict(state.purifier)
-        self.critic.load_state_dict(state.critic)
-        self.purifier_optimizer.load_state_dict(state.purifier_optimizer)
-        self.critic_optimizer.load_state_dict(state.critic_optimizer)
-        restore_rng(state.rng, self.device)
         logger.info("resumed from %s (iteration %d)", existing[-1], state.iteration)
-        return state.iteration
+        return {field.name: getattr(state, field.name) for field in dataclasses.fields(state)}
 
     def _initialise_purifier(self, source: str) -> None:
         """Copy the weights of ``source`` (a file, or ``shipped``) into the purifier; they must fit it exactly."""
@@ -261,9 +356,6 @@ class Trainer:
             return module
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=device_ids)
-
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp and self.device.type == "cuda")
 
 
 def _perturbation_settings(config: TrainConfig) -> PerturbationSettings:
