@@ -92,10 +92,10 @@ def write_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 
         accepted = ", ".join(WRITE_SUFFIXES)
         raise InputError(f"cannot write {path}: unknown suffix {path.suffix!r}; accepted: {accepted}")
     image_format, options = _FORMATS[suffix]
+    if len(path.name.encode()) > NAME_MAX:  # first: stat() of such a name raises ENAMETOOLONG
+        raise InputError(f"cannot write {path}: its name is longer than {NAME_MAX} bytes")
     if path.is_dir():
         raise InputError(f"cannot write {path}: a folder of that name is in the way")
-    if len(path.name.encode()) > NAME_MAX:
-        raise InputError(f"cannot write {path}: its name is longer than {NAME_MAX} bytes")
     height, width = image.shape[-2:]
     if max(height, width) > MAX_SIDE.get(image_format, max(height, width)):
         raise InputError(f"cannot write {path}: {image_format} holds at most {MAX_SIDE[image_format]} px a side, "
