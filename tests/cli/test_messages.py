@@ -161,3 +161,17 @@ def test_shortened_reasons_end_on_a_whole_word(length):
     assert len(short) <= length
     assert short.endswith("…") and text.startswith(short[:-1]) and text[len(short) - 1] in " ;,"
     assert shorten("short", length) == "short"
+
+
+def test_a_library_warning_with_its_own_handler_is_printed_once():
+    import logging
+
+    from nrp.cli.messages import printed_elsewhere
+    library = logging.getLogger("some_library.sub")
+    own = logging.StreamHandler()
+    logging.getLogger("some_library").addHandler(own)
+    try:
+        assert not printed_elsewhere(library.makeRecord("some_library.sub", logging.WARNING, "f", 1, "twice?", (), None))
+        assert printed_elsewhere(library.makeRecord("nrp", logging.WARNING, "f", 1, "once", (), None))
+    finally:
+        logging.getLogger("some_library").removeHandler(own)

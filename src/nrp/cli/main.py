@@ -12,7 +12,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 import nrp
 from nrp.cli import attack, data, defend, demo, evaluate, exit_codes, purify, train
-from nrp.cli.messages import error_line
+from nrp.cli.messages import error_line, printed_elsewhere
 from nrp.errors import NRPError, UsageError
 
 
@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="nrp: %(levelname)s: %(message)s",
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(printed_elsewhere)
     try:
         with logging_redirect_tqdm():
             return args.run(args)

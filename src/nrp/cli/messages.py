@@ -8,6 +8,7 @@ command states its own hint with ``parser.set_defaults(weights_hint=...)``; :fun
 from __future__ import annotations
 
 import argparse
+import logging
 
 from nrp.errors import NRPError, WeightsUnavailableError
 
@@ -53,3 +54,17 @@ def error_line(error: NRPError, args: argparse.Namespace | None) -> str:
     if isinstance(error, WeightsUnavailableError) and hint:
         message += f"; {hint}"
     return message
+
+
+def printed_elsewhere(record: logging.LogRecord) -> bool:
+    """A filter for ``nrp``'s root log handler: False for records a library's own handler already prints.
+
+    huggingface_hub, for one, gives its logger a stderr handler and lets records propagate too, so without this
+    every warning of it appears twice (raw, then as ``nrp: WARNING``).
+    """
+    name = record.name
+    while name:
+        if logging.getLogger(name).handlers:
+            return False
+        name = name.rpartition(".")[0]
+    return True
