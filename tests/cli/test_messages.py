@@ -13,8 +13,8 @@ from nrp.cli import exit_codes
 from nrp.cli.main import build_parser, main
 from nrp.cli.messages import OFFLINE_BACKBONE, OFFLINE_LAYER
 from nrp.errors import WeightsUnavailableError
-from nrp.features import pretrained
-from nrp.features.pretrained import hub_reachable, shorten, timm_pretrained_model
+from nrp.zoo import pretrained
+from nrp.zoo.pretrained import hub_reachable, shorten, timm_pretrained_model
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 SOURCE = Path(nrp.__file__).parent

