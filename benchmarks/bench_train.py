@@ -12,6 +12,12 @@ default critic, one iteration is timed as:
 The SSP part is compared with its lower bound: ``ssp_steps`` x one forward + input-gradient backward of the
 truncated extractor at the same batch, timed side by side in the same rounds (target: ratio <= 1.15).
 
+The loader is measured on its own: generated 640x480 JPEGs (MS-COCO's size), resized to 480 and cropped to
+128 as in the paper, with the default number of workers; images per second delivered, against the images
+per second an iteration of each purifier consumes (target: >= 4x). Then a short ``Trainer.train`` run of the
+tiny NRP on the same photos reports the share of each iteration spent waiting for the loader (the first
+iteration, which starts the workers, left out).
+
 Usage::
 
     python benchmarks/bench_train.py                      # batch 16, crop 128, 10 SSP steps, 2 rounds
@@ -27,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import json
+
 import numpy as np
 import torch
 import torchvision
@@ -34,8 +42,10 @@ from PIL import Image
 
 from machine import load_average, machine_info, write_json
 from nrp.training import TrainConfig, Trainer
+from nrp.training.data import CropSpec, TrainingImages, default_workers, training_loader
 
 TARGET_RATIO = 1.15
+TARGET_LOADER_MARGIN = 4.0
 DEFAULT_OUT = Path(__file__).parent / "results" / "train.json"
 PURIFIERS = {
     "tiny NRP (width 16, 2 blocks, growth 8)": {"purifier": "nrp", "width": 16, "blocks": 2, "growth": 8},
@@ -76,6 +86,42 @@ def measure(trainer: Trainer, clean: torch.Tensor, steps: int) -> dict[str, floa
     return times
 
 
+def write_photos(folder: Path, count: int) -> None:
+    """``count`` 640x480 JPEGs (quality 90) of smooth colour ramps plus noise, roughly a photo's entropy."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 1, 640)[None, :, None] * np.linspace(0, 1, 480)[:, None, None]
+    for index in range(count):
+        colour = rng.uniform(0, 255, 3)
+        pixels = np.clip(ramp * colour + rng.normal(0, 20, (480, 640, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index:04d}.jpg", quality=90)
+
+
+def loader_images_per_second(folder: Path, batch_size: int, crop: int, batches: int) -> dict[str, float]:
+    """Images per second the training loader delivers (default workers), after its first batch."""
+    dataset = TrainingImages([folder], CropSpec(resize=480, crop=crop))
+    loader = iter(training_loader(dataset, batch_size, seed=0, iterations=batches + 1))
+    next(loader)  # starts the workers
+    started = time.perf_counter()
+    for _ in range(batches):
+        next(loader)
+    elapsed = time.perf_counter() - started
+    return {"workers": default_workers(), "images_per_second": batches * batch_size / elapsed}
+
+
+def data_wait_fraction(folder: Path, weights: Path, args: argparse.Namespace, iterations: int = 4) -> float:
+    """Median share of a ``Trainer.train`` iteration (tiny NRP) spent waiting for data, the first left out."""
+    run = folder / "wait_run"
+    config = TrainConfig(
+        data=[str(folder / "jpegs")], out=str(run), batch_size=args.batch_size, crop=args.crop, ssp_steps=args.ssp_steps,
+        backbone_weights=str(weights), iterations=iterations, log_every=1, checkpoint_every=iterations, val_every=iterations,
+        **PURIFIERS["tiny NRP (width 16, 2 blocks, growth 8)"],
+    )
+    Trainer(config).train()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return statistics.median(r["data_wait_fraction"] for r in records if r["split"] == "train" and r["iteration"] > 1)
+
+
 def make_config(folder: Path, weights: Path, overrides: dict[str, Any], args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         data=[str(folder / "photos")], out=str(folder / "run"), batch_size=args.batch_size, crop=args.crop,
@@ -89,6 +135,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--ssp-steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2, help="timed iterations after one warm-up")
+    parser.add_argument("--loader-batches", type=int, default=20, help="batches timed for the loader alone")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     info = machine_info()
@@ -112,6 +159,17 @@ def main() -> None:
             print(f"{label}: iteration {median['iteration']:.2f} s = ssp {median['ssp']:.2f} + purifier "
                   f"{median['purifier']:.2f} + critic {median['critic']:.2f}; ssp / lower bound "
                   f"{median['ssp_ratio']:.3f} (target <= {TARGET_RATIO})", flush=True)
+        write_photos(folder / "jpegs", 64)
+        loader = loader_images_per_second(folder / "jpegs", args.batch_size, args.crop, args.loader_batches)
+        for label, measured in results["purifiers"].items():
+            consumed = args.batch_size / measured["median_seconds"]["iteration"]
+            loader[f"margin over {label}"] = loader["images_per_second"] / consumed
+        loader["data_wait_fraction"] = data_wait_fraction(folder, weights, args)
+        results["loader"] = loader
+        margins = ", ".join(f"{value:.0f}x" for key, value in loader.items() if key.startswith("margin"))
+        print(f"loader ({loader['workers']} workers): {loader['images_per_second']:.0f} images/s = {margins} what an iteration "
+              f"consumes (target >= {TARGET_LOADER_MARGIN:g}x); waiting for data: {100 * loader['data_wait_fraction']:.2f}% "
+              "of an iteration", flush=True)
     results["machine"] = {**info, "load_average_at_end": load_average()}
     write_json(args.out, results)
     print(f"wrote {args.out}")

@@ -10,10 +10,12 @@ import torch
 from PIL import Image
 
 from nrp.errors import ImageDecodeError, InputError
+from nrp.io import read_image
 from nrp.training.data import (
     CropSpec,
     StreamSampler,
     TrainingImages,
+    decode_resized,
     load_validation_images,
     resize_short_side,
     sample_plan,
@@ -338,3 +340,35 @@ def test_validation_with_nothing_readable_or_bad_arguments(tmp_path: Path, save_
         load_validation_images([tmp_path / "good"], size=0)
     with pytest.raises(InputError, match="limit"):
         load_validation_images([tmp_path / "good"], size=8, limit=0)
+
+
+# --- the 8-bit pipeline ----------------------------------------------------------------------------
+
+
+def test_crops_are_cut_in_8_bits_and_match_the_float_pipeline(tmp_path: Path, save_rgb) -> None:
+    pixels = np.random.default_rng(5).integers(0, 256, size=(60, 90, 3), dtype=np.uint8)
+    save_rgb(tmp_path / "a.png", pixels)
+    images = TrainingImages([tmp_path], CropSpec(resize=48, crop=32, flip=False))
+    reference = resize_short_side(read_image(tmp_path / "a.png"), 48)  # the float pipeline, resized whole
+    for seed in range(5):
+        crop = images[(0, seed)]
+        assert crop.dtype == torch.float32
+        assert torch.equal(crop * 255, (crop * 255).round())  # whole grey levels: converted after the 8-bit crop
+        height, width = reference.shape[-2:]
+        closest = min((crop - reference[:, top : top + 32, left : left + 32]).abs().max().item()
+                      for top in range(height - 31) for left in range(width - 31))
+        assert closest <= 1.5 / 255  # some window of the float pipeline's image, up to rounding to 8 bits
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale_close_to_the_full_decode(tmp_path: Path) -> None:
+    ramp = np.linspace(0, 255, 1600)[None, :, None] * np.ones((1200, 1, 3))
+    Image.fromarray(ramp.astype(np.uint8)).save(tmp_path / "big.jpg", quality=95)
+    fast = decode_resized(tmp_path / "big.jpg", 300)
+    assert fast.dtype == torch.uint8 and fast.shape == (3, 300, 400)
+    full = resize_short_side(read_image(tmp_path / "big.jpg"), 300)
+    assert (fast.float() / 255 - full).abs().mean() < 2 / 255
+
+
+def test_decode_resized_names_a_bad_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageDecodeError, match="cannot decode .*bad.jpg"):
+        decode_resized(write_garbage(tmp_path / "bad.jpg"), 32)

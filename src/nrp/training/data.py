@@ -6,24 +6,34 @@ so the batches of iteration ``k`` are the same whatever the number of DataLoader
 (``start_iteration=k``), and when a global batch is split over distributed ranks.
 
 The paper resizes its 25k MS-COCO images to 480x480 and crops 128x128; here the short side is resized to
-480 (aspect kept) by default, so any folder of photos serves.
+480 (aspect kept) by default, so any folder of photos serves. Photos stay 8-bit until the crop is cut: a JPEG
+is decoded at the smallest DCT scale that still covers the resize (Pillow's ``draft``), resized in uint8, and
+only the 128x128 crop is converted to float, so a loader worker costs a few milliseconds per sample. Each
+photo is decoded once per epoch (an epoch visits each image once).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from nrp.errors import ImageDecodeError, InputError
 from nrp.io import find_images, read_image
+# nrp.io's own guards, so that the 8-bit path refuses exactly what read_image refuses (FIFOs, folders, and
+# the exceptions Pillow raises on bad files).
+from nrp.io.read import _DECODE_ERRORS, _check_regular
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +130,49 @@ def resize_short_side(image: torch.Tensor, size: int) -> torch.Tensor:
     return resized.clamp_(0.0, 1.0)
 
 
+# Modes that are not 8 bits per channel; they go through nrp.io's float decoder instead.
+_WIDE_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+
+
+def decode_resized(path: str | os.PathLike, short_side: int) -> torch.Tensor:
+    """Decode ``path`` and resize it so its short side is ``short_side``, staying in 8 bits throughout.
+
+    JPEGs are decoded straight at the smallest of Pillow's DCT scales (1/2, 1/4, 1/8) that keeps the short
+    side at least ``short_side``, then resized (antialiased bilinear, in uint8, as torchvision does). EXIF
+    orientation is applied and alpha dropped, as :func:`nrp.io.read_image` does; 16-bit and float images go
+    through :func:`nrp.io.read_image` and are rounded to 8 bits.
+
+    Args:
+        path: an image file.
+        short_side: pixels, >= 1; smaller images are upscaled.
+
+    Returns:
+        ``(3, H, W)`` uint8 with ``min(H, W) == short_side``.
+
+    Raises:
+        ImageDecodeError: the file cannot be decoded.
+    """
+    _check_regular(path)
+    try:
+        with Image.open(path) as image:
+            if image.mode in _WIDE_MODES:
+                pixels = (read_image(path) * 255).round_().to(torch.uint8)
+            else:
+                scale = short_side / min(image.size)
+                image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                if image.mode == "PA" or (image.mode == "P" and "transparency" in image.info):
+                    image = image.convert("RGBA")  # keeps palette colours; alpha is dropped just after
+                pixels = torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)
+    except _DECODE_ERRORS as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ImageDecodeError(f"cannot decode {Path(path)}: {reason}") from error
+    if min(pixels.shape[-2:]) == short_side:
+        return pixels
+    return TF.resize(pixels, [short_side], interpolation=InterpolationMode.BILINEAR, antialias=True)
+
+
 class TrainingImages(Dataset):
     """Every image under some folders, served as random crops keyed by ``(image index, sample seed)``.
 
@@ -167,15 +220,15 @@ class TrainingImages(Dataset):
             if candidate in self._unreadable:
                 continue
             try:
-                return read_image(self.paths[candidate])
+                return decode_resized(self.paths[candidate], self.spec.resize)
             except ImageDecodeError as error:
                 self._unreadable.add(candidate)
                 logger.warning("skipping unreadable training image %s: %s", self.paths[candidate], error)
         raise ImageDecodeError(f"none of the {count} training images could be decoded (first: {self.paths[0]})")
 
     def _crop(self, image: torch.Tensor, sample_seed: int) -> torch.Tensor:
+        """The sample's crop of the resized uint8 ``image``, converted to float32 in [0, 1] only now."""
         spec = self.spec
-        image = resize_short_side(image, spec.resize)
         height, width = image.shape[-2:]
         generator = torch.Generator().manual_seed(sample_seed)
         # Drawn in a fixed order, and the flip always drawn, so crop positions do not depend on spec.flip.
@@ -185,7 +238,7 @@ class TrainingImages(Dataset):
         crop = image[:, top : top + spec.crop, left : left + spec.crop]
         if spec.flip and flip:
             crop = crop.flip(-1)
-        return crop.contiguous()
+        return crop.float().div_(255.0)
 
 
 class StreamSampler(Sampler[tuple[int, int]]):
