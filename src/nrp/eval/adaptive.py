@@ -92,7 +92,8 @@ class AdaptiveAttack:
         """The label, or one made from the fields (``pgd full eot8``)."""
         if self.label:
             return self.label
-        parts = [self.kind, self.version if self.kind == "autoattack" else self.gradient]
+        mode = {"autoattack": self.version, "table3": "(DIM-TI, BPDA)"}.get(self.kind, self.gradient)
+        parts = [self.kind, mode]
         parts += [f"eot{self.eot}"] if self.eot > 1 else []
         parts += ["fixed noise"] if self.fixed else []
         return " ".join(parts)
