@@ -60,7 +60,7 @@ DEFENSES = (
     {"name": "jpeg", "quality": 75, "label": "JPEG (q=75)"},
     {"name": "tvm", "label": "TVM"},
     {"name": "median", "window": 3, "label": "Median (3x3)"},
-    {"name": "nrp", "label": "NRP-Lite"},
+    {"name": "nrp_lite_shipped", "label": "NRP-Lite"},
 )
 SOURCE_SSP = f"SSP ({MOBILENET_V2} {SSP_LAYERS[MOBILENET_V2]})"
 DETECTOR_SSP, SEGMENTER_SSP = "SSP (YOLOv3-tiny outputs)", "SSP (U²-Net-p mask)"
@@ -183,7 +183,7 @@ def _defense(item: Mapping[str, Any]) -> nn.Module:
     params = {key: value for key, value in item.items() if key not in ("name", "label")}
     if item["name"] == "none":
         return nn.Identity()
-    if item["name"] == "nrp":
+    if item["name"] == "nrp_lite_shipped":
         params["device"] = torch.device("cpu")
     return create_defense(item["name"], **params).eval()
 
