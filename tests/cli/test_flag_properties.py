@@ -31,8 +31,8 @@ NUMBER_TEXT = st.one_of(
     st.sampled_from(["nan", "-nan", "inf", "-inf", "1e999", "0x10", "", " ", "1,5", "½", "1_000", "--1", "True"]),
     st.text(max_size=8),
 )
-QUICK = settings(max_examples=200, deadline=None)
-CLI = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+QUICK = settings(max_examples=200, deadline=None, derandomize=True)
+CLI = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                           HealthCheck.too_slow])
 
 
@@ -105,7 +105,7 @@ def test_ssp_flags(one_image, vgg_weights, flags):
     argv = ["attack", "ssp", str(one_image), "--out", tempfile.mkdtemp(), "--backbone-weights", str(vgg_weights),
             "--layer", "conv1_1"]
     flags.setdefault("--steps", "1")
-    if flags["--steps"].strip().isdigit() and int(flags["--steps"]) > 2:
+    if flags["--steps"].strip().isascii() and flags["--steps"].strip().isdigit() and int(flags["--steps"]) > 2:
         flags["--steps"] = "2"  # valid step counts stay cheap
     for flag, value in flags.items():
         argv += [f"{flag}={value}"]
@@ -117,15 +117,16 @@ TRAIN_FLAGS = ["--lr", "--critic-lr", "--width", "--blocks", "--critic-width", "
                "--keep-checkpoints", "--val-images", "--betas", "--loss-weights"]
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(flags=st.dictionaries(st.sampled_from(TRAIN_FLAGS), NUMBER_TEXT, min_size=1, max_size=3))
 def test_train_flags(train_config, flags):
     argv = ["train", "--config", str(train_config), "--out", tempfile.mkdtemp(), "--iterations", "1"]
     for flag, value in flags.items():
-        if flag in ("--width", "--blocks", "--critic-width", "--batch-size", "--workers") and value.strip().isdigit():
-            value = str(min(int(value), 4))  # valid sizes stay tiny
-        if flag == "--crop" and value.strip().isdigit():
+        if flag in ("--width", "--blocks", "--critic-width", "--batch-size", "--workers", "--ssp-steps",
+                    "--val-images", "--keep-checkpoints") and value.strip().isascii() and value.strip().isdigit():
+            value = str(min(int(value), 4))  # valid sizes and step counts stay tiny, so a valid run is cheap
+        if flag == "--crop" and value.strip().isascii() and value.strip().isdigit():
             value = str(min(int(value), 40))
         argv += [f"{flag}={value}"]
     assert_run_or_one_line(*outcome(argv))
