@@ -22,7 +22,7 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 # What Pillow raises on bad input: OSError (truncated data, UnidentifiedImageError, missing file),
 # ValueError/SyntaxError/EOFError (malformed headers or chunks), DecompressionBombError (absurd sizes).
-_DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
 def _to_array(image: Image.Image) -> np.ndarray:
@@ -67,13 +67,13 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
         >>> x.shape, x.dtype  # doctest: +SKIP
         (torch.Size([3, 224, 224]), torch.float32)
     """
-    _check_regular(path)
+    check_regular_file(path)
     try:
         with Image.open(path) as image:
             # load() forces the full decode here, so truncated data fails inside this try.
             image.load()
             array = _to_array(ImageOps.exif_transpose(image))
-    except _DECODE_ERRORS as error:
+    except DECODE_ERRORS as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImageDecodeError(f"cannot decode {path}: {reason}") from error
     if not np.isfinite(array).all():
@@ -82,7 +82,7 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
-def _check_regular(path: str | os.PathLike) -> None:
+def check_regular_file(path: str | os.PathLike) -> None:
     """Refuse what is not a regular file before opening it: opening a FIFO would wait for a writer forever."""
     try:
         mode = os.stat(path).st_mode

@@ -33,7 +33,7 @@ from nrp.errors import ImageDecodeError, InputError
 from nrp.io import find_images, read_image
 # nrp.io's own guards, so that the 8-bit path refuses exactly what read_image refuses (FIFOs, folders, and
 # the exceptions Pillow raises on bad files).
-from nrp.io.read import _DECODE_ERRORS, _check_regular
+from nrp.io.read import DECODE_ERRORS, check_regular_file
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def decode_resized(path: str | os.PathLike, short_side: int) -> torch.Tensor:
     Raises:
         ImageDecodeError: the file cannot be decoded.
     """
-    _check_regular(path)
+    check_regular_file(path)
     try:
         with Image.open(path) as image:
             if image.mode in _WIDE_MODES:
@@ -165,7 +165,7 @@ def decode_resized(path: str | os.PathLike, short_side: int) -> torch.Tensor:
                 if image.mode == "PA" or (image.mode == "P" and "transparency" in image.info):
                     image = image.convert("RGBA")  # keeps palette colours; alpha is dropped just after
                 pixels = torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)
-    except _DECODE_ERRORS as error:
+    except DECODE_ERRORS as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImageDecodeError(f"cannot decode {Path(path)}: {reason}") from error
     if min(pixels.shape[-2:]) == short_side:
