@@ -60,7 +60,11 @@ class Range:
             return False
         if self.kind is int and not isinstance(value, int):
             return False
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float: finite, but only an int range can hold it
+            finite = self.kind is int
+        if not finite:
             return False
         if self.minimum is not None and (value < self.minimum or (self.open_minimum and value == self.minimum)):
             return False
@@ -99,6 +103,7 @@ NON_NEGATIVE = Range(float, 0.0)
 POSITIVE = Range(float, 0.0, open_minimum=True)  # learning rates, step sizes
 FRACTION = Range(float, 0.0, 1.0)
 PIXELS = Range(float, 0.0, 255.0)  # budgets in 0-255 units
+IMAGE_SIDE = Range(int, 1, 8192)  # a side of square images an evaluation stores, px
 
 
 def number_list(item: Range) -> Callable[[str], list[float]]:

@@ -74,7 +74,7 @@ def test_bad_configuration_is_one_line_before_any_iteration(config_file, tmp_pat
 def test_unknown_config_keys_are_named(tmp_path, capsys):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"data": ["x"], "learning_rate": 0.1}))
-    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == exit_codes.ERROR
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == exit_codes.USAGE
     assert "unknown keys learning_rate" in capsys.readouterr().err
 
 

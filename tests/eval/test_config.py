@@ -37,11 +37,11 @@ def test_flags_override_the_file_and_comma_lists_split(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    ("unknown: 1\n", "unknown keys unknown"),
-    ("eps: [300]\n", r"eps must be in \[0, 255\] pixel units, got 300"),
+    ("unknown: 1\n", "experiment.yaml: unknown: unknown key; known: images, labels"),
+    ("eps: [300]\n", r"experiment.yaml: eps\[0\]: expected a finite number in \[0, 255\], got 300"),
     ("attacks: [fgsm]\n", "transfer attacks need source models"),
     ("defenses: [jpeg, jpeg]\n", "defense labels must be unique"),
-    ("batch_size: 0\n", "batch_size must be >= 1"),
+    ("batch_size: 0\n", "batch_size: expected an integer >= 1, got 0"),
 ])
 def test_bad_files_are_refused_in_one_line(tmp_path, extra, message):
     with pytest.raises(InputError, match=message):
@@ -77,7 +77,7 @@ def test_the_preprocessing_of_a_zoo_model_is_set_from_the_experiment_file(tmp_pa
 
 def test_unknown_preprocessing_keys_are_refused_listing_the_known_ones(tmp_path):
     path = write(tmp_path, BASE + "preprocessing:\n  inc_v3: {crop: 1.0}\n")
-    with pytest.raises(InputError, match="preprocessing.inc_v3: unknown keys crop; known: input_size, crop_pct"):
+    with pytest.raises(InputError, match="preprocessing.inc_v3.crop: unknown key; known: input_size, crop_pct"):
         load_eval_config(path, {})
 
 

@@ -46,6 +46,6 @@ def test_full_run_writes_every_report_file_with_known_numbers(grey_images, tmp_p
 def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("images: nowhere\nout: run\ntargets: [x]\nunknown_key: 1\n")
-    assert main(["eval", str(config)]) == 1
+    assert main(["eval", str(config)]) == 2
     error = capsys.readouterr().err.strip()
-    assert error == f"nrp: error: config file {config}: unknown keys unknown_key"
+    assert error == f"nrp: error: {config}: images: folder 'nowhere' does not exist (2 more: targets[0], unknown_key)"

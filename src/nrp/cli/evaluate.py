@@ -11,7 +11,7 @@ from nrp.cli.progress import StageProgress, stage_plan
 from nrp.eval.config import load_eval_config
 from nrp.eval.run import run_evaluation
 from nrp.run_lock import is_rank_zero, run_folder_lock
-from nrp.validation import COUNT, PIXELS, SEED, check_output_folder, number_list
+from nrp.validation import COUNT, IMAGE_SIDE, PIXELS, SEED, check_output_folder, number_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--defenses", help="comma-separated defense names (none = undefended)")
     add("--targets", help="comma-separated target models")
     add("--eps", type=number_list(PIXELS), help="comma-separated budgets in 0-255 units (default 16)")
-    add("--image-size", type=COUNT, help="images are resized and centre-cropped to this square (default 224)")
+    add("--image-size", type=IMAGE_SIDE, help="images are resized and centre-cropped to this square (default 224)")
     add("--max-images", type=COUNT, help="evaluate only the first N images")
     add("--batch-size", type=COUNT, help="images per batch (default 16)")
     add("--seed", type=SEED, help="seed of every random draw (default 0)")
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key) for key in ("images", "labels", "label_offset", "out", "sources", "attacks",
                                                       "defenses", "targets", "eps", "image_size", "max_images",
                                                       "batch_size", "seed", "device", "stale")}
-    config = load_eval_config(args.config, overrides)
+    config = load_eval_config(args.config, overrides, strict=True)  # every name, parameter and path, before any work
     check_output_folder(config.out)
     with run_folder_lock(config.out) if is_rank_zero() else contextlib.nullcontext():
         paths = run_evaluation(config, progress=StageProgress(stage_plan(config)))
