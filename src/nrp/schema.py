@@ -5,8 +5,8 @@ comma-separated string given for a list becomes the list); a bad value raises :c
 (``attacks[0].steps``) and what was expected. Specs come from three places: written out where a key needs a
 range or a set of names (:class:`Number`, :class:`Text`), derived from a dataclass's type hints
 (:func:`section_of`), or derived from a function's signature (:func:`signature_specs`), so a new attack or
-defense parameter needs no schema edit. :func:`check_sections` checks every key of a mapping and reports all
-problems in one :class:`SchemaError` line (exit code 2).
+defense parameter needs no schema edit. :meth:`Section.check_all` checks every key of a mapping, and
+:class:`SchemaError` reports all its problems in one line (exit code 2).
 """
 
 from __future__ import annotations
