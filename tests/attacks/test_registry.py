@@ -1,9 +1,11 @@
 import inspect
 
 import pytest
+import torch
 
 import nrp.attacks as attacks
 from nrp.attacks import ATTACKS, get_attack, register
+from nrp.attacks.registry import variant
 from nrp.errors import InputError
 
 PAPER_NAMES = ["fgsm", "r_fgsm", "i_fgsm", "pgd", "mi_fgsm", "dim", "ti_fgsm", "mi_ti_fgsm", "dim_ti_fgsm",
@@ -41,3 +43,22 @@ def test_a_name_cannot_be_registered_twice():
     with pytest.raises(InputError, match="attack 'fgsm' is already registered"):
         register("fgsm")(lambda model, x: x)
     assert ATTACKS["fgsm"] is attacks.fgsm
+
+
+def test_a_variant_is_its_attack_with_other_defaults_that_its_signature_shows(classifier, make_images):
+    x, y = make_images(0), torch.tensor([0, 3, 5, 9])
+    signature = inspect.signature(attacks.dim_ti_fgsm).parameters
+    assert signature["ti_kernel"].default == 15 and inspect.signature(attacks.dim).parameters["ti_kernel"].default is None
+    assert [p.name for p in signature.values()] == list(inspect.signature(attacks.dim).parameters)
+    same = torch.equal(attacks.dim_ti_fgsm(classifier, x, y, generator=torch.Generator().manual_seed(1)),
+                       attacks.dim(classifier, x, y, ti_kernel=15, generator=torch.Generator().manual_seed(1)))
+    # a setting given at the call wins over the variant's own
+    given = torch.equal(attacks.dim_ti_fgsm(classifier, x, y, ti_kernel=3, generator=torch.Generator().manual_seed(1)),
+                        attacks.dim(classifier, x, y, ti_kernel=3, generator=torch.Generator().manual_seed(1)))
+    assert same and given
+    assert attacks.dim_ti_fgsm.__name__ == "dim_ti_fgsm" and inspect.getdoc(attacks.dim_ti_fgsm).startswith("TI-DIM")
+
+
+def test_a_variant_can_only_set_keyword_only_parameters():
+    with pytest.raises(InputError, match="has no keyword-only parameter eps, kernel to set"):
+        variant(attacks.dim, "bad", "Bad.", kernel=3, eps=0.1)

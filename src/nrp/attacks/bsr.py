@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import torch
-from torch import nn
 from torchvision.transforms import functional as TF
 
-from nrp.attacks import defaults
+from nrp.attacks.assembled import assemble
 from nrp.attacks.checks import check_steps
-from nrp.attacks.ensemble import Model
 from nrp.attacks.iterative import iterative_attack
+from nrp.attacks.named import mi_fgsm
 from nrp.attacks.registry import register
 from nrp.errors import InputError
 
@@ -21,7 +20,7 @@ BSR_MAX_ANGLE = 24.0  # tau, degrees: each strip is rotated by an angle drawn fr
 
 
 def bsr_copies(
-    x: torch.Tensor, copies: int = BSR_COPIES, blocks: int = BSR_BLOCKS, max_angle: float = BSR_MAX_ANGLE,
+    x: torch.Tensor, *, copies: int = BSR_COPIES, blocks: int = BSR_BLOCKS, max_angle: float = BSR_MAX_ANGLE,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """``copies`` block-shuffled-and-rotated versions of the batch (one draw per copy for the whole batch).
@@ -34,12 +33,18 @@ def bsr_copies(
 
     Args:
         x: ``(B, C, H, W)`` in [0, 1].
-        copies: N (20). blocks: strips per axis (3). max_angle: tau in degrees (24).
+        copies: N, transformed copies per step (20).
+        blocks: strips per axis (3).
+        max_angle: tau, the largest rotation of a strip, degrees (24).
         generator: all draws; ``None``: torch's global generator.
 
     Returns:
         ``(copies * B, C, H, W)``; copy ``j`` of image ``b`` at ``j * B + b``.
     """
+    check_steps(copies, "copies")
+    check_steps(blocks, "blocks")
+    if not 0.0 <= max_angle <= 180.0:
+        raise InputError(f"max_angle must be in [0, 180] degrees, got {max_angle}")
     return torch.cat([_shuffle_and_rotate(x, blocks, max_angle, generator) for _ in range(copies)])
 
 
@@ -70,33 +75,19 @@ def _uniform(generator: torch.Generator | None, n: int = 1) -> torch.Tensor:
     return torch.rand(n, generator=generator, device=device, dtype=torch.float64)
 
 
-@register("bsr")
-def bsr(
-    model: Model | Sequence[nn.Module],
-    x: torch.Tensor,
-    y: torch.Tensor | None = None,
-    eps: float = defaults.EPS,
-    *,
-    step_size: float = defaults.STEP_SIZE,
-    steps: int = defaults.STEPS,
-    momentum: float = defaults.MOMENTUM,
-    copies: int = BSR_COPIES,
-    blocks: int = BSR_BLOCKS,
-    max_angle: float = BSR_MAX_ANGLE,
-    target: torch.Tensor | str | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """BSR-MI-FGSM (Wang et al., CVPR 2024, Eq. 5): MI-FGSM on the gradient summed over :func:`bsr_copies`.
+def _bsr(arguments: dict[str, Any], knobs: dict[str, Any]) -> torch.Tensor:
+    return iterative_attack(**arguments, input_transform=lambda x_t, g: bsr_copies(x_t, **knobs, generator=g))
+
+
+bsr = register("bsr")(assemble("bsr", """BSR-MI-FGSM (Wang et al., CVPR 2024, Eq. 5): MI-FGSM on the gradient summed over :func:`bsr_copies`.
 
     Defaults: N = 20 copies, 3 blocks per axis, tau = 24 degrees, with MI-FGSM's mu 1.0 and 10 iterations
     of 1.6/255 at eps 16/255. The paper averages the copies' gradients; the sum has the same signs and,
-    after MI-FGSM's normalisation, gives the same steps.
-    """
-    check_steps(copies, "copies")
-    check_steps(blocks, "blocks")
-    if not 0.0 <= max_angle <= 180.0:
-        raise InputError(f"max_angle must be in [0, 180] degrees, got {max_angle}")
-    return iterative_attack(
-        model, x, y, eps=eps, step_size=step_size, steps=steps, momentum=momentum, target=target, generator=generator,
-        input_transform=lambda x_t, g: bsr_copies(x_t, copies, blocks, max_angle, g),
-    )
+    after MI-FGSM's normalisation, gives the same steps. The parameters are :func:`mi_fgsm`'s and
+    :func:`bsr_copies`' (``copies``, ``blocks``, ``max_angle``).
+
+    Args:
+        copies: N, transformed copies per step (20).
+        blocks: strips per axis (3).
+        max_angle: tau, the largest rotation of a strip, degrees (24).
+    """, mi_fgsm, bsr_copies, _bsr))

@@ -8,14 +8,18 @@ Appendix F, which is also what the FIA and NAA papers use).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nrp.attacks import defaults
+from nrp.attacks.assembled import assemble
 from nrp.attacks.checks import check_images, check_labels, check_probability, check_steps
-from nrp.attacks.iterative import iterative_attack
+from nrp.attacks.iterative import Objective, iterative_attack
 from nrp.attacks.layers import LayerOutput, find_layer, logits_and_layer, replaced_output
+from nrp.attacks.named import mi_fgsm
 from nrp.attacks.registry import register
 from nrp.errors import InputError
 
@@ -27,88 +31,25 @@ ILPD_COEF = 0.1  # gamma, the decay of the perturbation at the layer (Li et al.,
 ILPD_SIGMA = 0.05  # sigma, the std of the Gaussian noise added to the clean image, [0, 1] units
 
 
-@register("fia")
-def fia(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor | None = None,
-    eps: float = defaults.EPS,
-    *,
-    layer: str,
-    step_size: float = defaults.STEP_SIZE,
-    steps: int = defaults.STEPS,
-    momentum: float = defaults.MOMENTUM,
-    ensemble: int = FIA_ENSEMBLE,
-    drop_prob: float = FIA_DROP_PROB,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """FIA (Wang et al., ICCV 2021): descend the layer's features weighted by their aggregate importance.
-
-    Eq. 6: ``Delta = sum_n d p_y(x * M_n) / d f_k`` over ``ensemble`` random pixel masks ``M_n`` (each pixel
-    and channel kept with probability ``1 - drop_prob``), normalised to unit L2 norm per image; Eq. 5: the
-    attack minimises ``sum(Delta * f_k(x_adv))`` with MI-FGSM (Algorithm 1). ``p_y`` is the softmax
-    probability of the true class.
-
-    Args:
-        model: a classifier ``nn.Module`` from [0, 1] images to logits; its mode is left as it is.
-        x: clean images ``(B, C, H, W)`` in [0, 1].
-        y: true labels ``(B,)``; ``None`` uses the model's predictions.
-        eps: L-inf budget, [0, 1] units.
-        layer: the attacked layer (e.g. ``Mixed_5b`` for Inc-v3, ``layer2.7`` for ResNet-152,
-            ``features.15`` for VGG16 as the FIA paper), a name of ``model.named_modules()``.
-        step_size, steps, momentum: MI-FGSM's settings (1.6/255, 10, 1.0).
-        ensemble: masked copies N (30). drop_prob: p_d (0.3; the paper uses 0.1 against defended models).
-        generator: draws the masks; ``None``: torch's global generator, in torchattack's order.
-
-    Returns:
-        detached adversarial images in [0, 1] within ``eps`` of ``x``.
-    """
+def _fia(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, layer: str, ensemble: int = FIA_ENSEMBLE,
+    drop_prob: float = FIA_DROP_PROB, generator: torch.Generator | None = None,
+) -> tuple[nn.Module, Objective]:
     check_probability(drop_prob, "drop_prob")
     check_steps(ensemble, "ensemble")
-    labels = _labels(model, x, y)
     keep = torch.full_like(x, 1.0 - drop_prob)
     importance = _aggregate_gradient(model, layer, [x * _bernoulli(keep, generator) for _ in range(ensemble)], labels)
     importance = importance / importance.flatten(1).norm(dim=1).clamp(min=torch.finfo(x.dtype).tiny).view(-1, *[1] * (importance.dim() - 1))
-    return iterative_attack(
-        LayerOutput(model, layer), x, labels, eps=eps, step_size=step_size, steps=steps, momentum=momentum,
-        loss=lambda features, _: -(features * importance).sum(),
-    )
+    return LayerOutput(model, layer), lambda features, _: -(features * importance).sum()
 
 
-@register("naa")
-def naa(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor | None = None,
-    eps: float = defaults.EPS,
-    *,
-    layer: str,
-    step_size: float = defaults.STEP_SIZE,
-    steps: int = defaults.STEPS,
-    momentum: float = defaults.MOMENTUM,
-    path_steps: int = NAA_STEPS,
+def _naa(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, layer: str, path_steps: int = NAA_STEPS,
     gamma: float = NAA_GAMMA,
-) -> torch.Tensor:
-    """NAA (Zhang et al., CVPR 2022): descend the neuron attribution of the layer to the true class.
-
-    Integrated attention (Eq. 8-9): ``IA = (1/N) sum_{m=0}^{N-1} d p_y((m/N) x) / d y_k``, the left Riemann sum
-    of the path from the black baseline ``x' = 0`` (as the public ports compute it); attribution
-    ``A = (y_k(x_adv) - y_k(x')) * IA``; weighted attribution (Eq. 11, linear ``phi``)
-    ``WA = sum max(A, 0) - gamma * sum max(-A, 0)``, minimised with MI-FGSM.
-
-    Args:
-        model, x, y, eps, layer, step_size, steps, momentum: as :func:`fia` (layers as the NAA paper:
-            ``Mixed_5b`` for Inc-v3, ``Mixed_5e`` for Inc-v4, ``layer2.7`` for ResNet-152).
-        path_steps: N, points on the integration path (30).
-        gamma: weight of the negative attributions (1.0: ``WA`` is the plain sum of ``A``).
-
-    Returns:
-        detached adversarial images in [0, 1] within ``eps`` of ``x``.
-    """
+) -> tuple[nn.Module, Objective]:
     check_steps(path_steps, "path_steps")
     if not gamma >= 0.0:
         raise InputError(f"gamma must be >= 0, got {gamma}")
-    labels = _labels(model, x, y)
     attention = _aggregate_gradient(model, layer, [x * (m / path_steps) for m in range(path_steps)], labels) / path_steps
     with torch.no_grad():
         baseline = LayerOutput(model, layer)(torch.zeros_like(x))
@@ -119,52 +60,80 @@ def naa(
         negative = attribution.clamp(max=0.0).neg().sum() if gamma != 1.0 else 0.0
         return -(attribution.sum() - (gamma - 1.0) * negative)
 
-    return iterative_attack(
-        LayerOutput(model, layer), x, labels, eps=eps, step_size=step_size, steps=steps, momentum=momentum,
-        loss=weighted_attribution,
-    )
+    return LayerOutput(model, layer), weighted_attribution
 
 
-@register("ilpd")
-def ilpd(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor | None = None,
-    eps: float = defaults.EPS,
-    *,
-    layer: str,
-    step_size: float = defaults.STEP_SIZE,
-    steps: int = defaults.STEPS,
-    momentum: float = defaults.MOMENTUM,
-    coef: float = ILPD_COEF,
-    sigma: float = ILPD_SIGMA,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """ILPD (Li et al., NeurIPS 2023): ascend the cross-entropy with the layer's perturbation decayed.
+def _ilpd(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, layer: str, coef: float = ILPD_COEF,
+    sigma: float = ILPD_SIGMA, generator: torch.Generator | None = None,
+) -> tuple[nn.Module, None]:
+    check_probability(coef, "coef")
+    if not sigma >= 0.0:
+        raise InputError(f"sigma must be >= 0, got {sigma}")
+    return _DecayedModel(model, layer, x.detach(), coef, sigma, generator), None
+
+
+def _feature_level(setup: Callable[..., tuple[nn.Module, Objective | None]]) -> Callable[[dict, dict], torch.Tensor]:
+    """MI-FGSM on the model and objective that ``setup(model, x, labels, **knobs)`` returns."""
+
+    def run(arguments: dict[str, Any], knobs: dict[str, Any]) -> torch.Tensor:
+        labels = _labels(arguments["model"], arguments["x"], arguments.pop("y"))
+        attacked, loss = setup(arguments["model"], arguments["x"], labels, **knobs)
+        return iterative_attack(**{**arguments, "model": attacked}, y=labels, loss=loss)
+
+    return run
+
+
+LAYER_DOC = """layer: the attacked layer, a name of ``model.named_modules()`` (e.g. ``network.layer2.7`` for a zoo
+            ResNet-152)"""
+
+fia = register("fia")(assemble("fia", f"""FIA (Wang et al., ICCV 2021): descend the layer's features weighted by their aggregate importance.
+
+    Eq. 6: ``Delta = sum_n d p_y(x * M_n) / d f_k`` over ``ensemble`` random pixel masks ``M_n`` (each pixel
+    and channel kept with probability ``1 - drop_prob``), normalised to unit L2 norm per image; Eq. 5: the
+    attack minimises ``sum(Delta * f_k(x_adv))`` with MI-FGSM (Algorithm 1). ``p_y`` is the softmax
+    probability of the true class. ``model`` must be an ``nn.Module`` (its mode is left as it is); ``y=None``
+    uses its predictions; the other parameters before ``layer`` are :func:`mi_fgsm`'s (eps 16/255, 10 steps
+    of 1.6/255, mu 1.0). Layers as the FIA paper: ``Mixed_5b`` for Inc-v3, ``layer2.7`` for ResNet-152,
+    ``features.15`` for VGG16. Returns detached adversarial images in [0, 1] within ``eps`` of ``x``.
+
+    Args:
+        {LAYER_DOC}.
+        ensemble: masked copies N (30).
+        drop_prob: p_d (0.3; the paper uses 0.1 against defended models).
+        generator: draws the masks; ``None``: torch's global generator, in torchattack's order.
+    """, mi_fgsm, _fia, _feature_level(_fia), drop=("target", "generator")))
+
+naa = register("naa")(assemble("naa", f"""NAA (Zhang et al., CVPR 2022): descend the neuron attribution of the layer to the true class.
+
+    Integrated attention (Eq. 8-9): ``IA = (1/N) sum_{{m=0}}^{{N-1}} d p_y((m/N) x) / d y_k``, the left Riemann
+    sum of the path from the black baseline ``x' = 0`` (as the public ports compute it); attribution
+    ``A = (y_k(x_adv) - y_k(x')) * IA``; weighted attribution (Eq. 11, linear ``phi``)
+    ``WA = sum max(A, 0) - gamma * sum max(-A, 0)``, minimised with MI-FGSM. Parameters before ``layer`` as
+    :func:`fia`; layers as the NAA paper: ``Mixed_5b`` for Inc-v3, ``Mixed_5e`` for Inc-v4, ``layer2.7`` for
+    ResNet-152. Returns detached adversarial images in [0, 1] within ``eps`` of ``x``.
+
+    Args:
+        {LAYER_DOC}.
+        path_steps: N, points on the integration path (30).
+        gamma: weight of the negative attributions (1.0: ``WA`` is the plain sum of ``A``).
+    """, mi_fgsm, _naa, _feature_level(_naa), drop=("target", "generator")))
+
+ilpd = register("ilpd")(assemble("ilpd", f"""ILPD (Li et al., NeurIPS 2023): ascend the cross-entropy with the layer's perturbation decayed.
 
     Eq. 5: at every step the layer's output ``h(x_adv)`` is replaced by ``coef * h(x_adv) + (1 - coef) *
     h(x + sigma * n)``, ``n ~ N(0, I)`` drawn afresh, so the rest of the network sees a perturbation shrunk to
     ``coef`` of its size at that layer, and the loss is the cross-entropy of the result, ascended with
-    MI-FGSM's momentum (as torchattack's port; ``momentum=0`` is the I-FGSM form).
+    MI-FGSM's momentum (as torchattack's port; ``momentum=0`` is the I-FGSM form). Parameters before
+    ``layer`` as :func:`fia`; layers as the ILPD paper: ``layer2.3`` for ResNet-50, ``features.27`` for VGG19.
+    Returns detached adversarial images in [0, 1] within ``eps`` of ``x``.
 
     Args:
-        model, x, y, eps, layer, step_size, steps, momentum: as :func:`fia` (``layer2.3`` for ResNet-50,
-            ``features.27`` for VGG19 in the ILPD paper).
+        {LAYER_DOC}.
         coef: gamma, the decay factor in [0, 1] (0.1).
         sigma: std of the noise on the clean image at each step, [0, 1] units (0.05).
         generator: draws the noise; ``None``: torch's global generator, in torchattack's order.
-
-    Returns:
-        detached adversarial images in [0, 1] within ``eps`` of ``x``.
-    """
-    check_probability(coef, "coef")
-    if not sigma >= 0.0:
-        raise InputError(f"sigma must be >= 0, got {sigma}")
-    labels = _labels(model, x, y)
-    return iterative_attack(
-        _DecayedModel(model, layer, x.detach(), coef, sigma, generator), x, labels, eps=eps, step_size=step_size,
-        steps=steps, momentum=momentum,
-    )
+    """, mi_fgsm, _ilpd, _feature_level(_ilpd), drop=("target", "generator")))
 
 
 class _DecayedModel(nn.Module):

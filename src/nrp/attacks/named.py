@@ -14,7 +14,7 @@ from torch import nn
 from nrp.attacks import defaults
 from nrp.attacks.ensemble import Model
 from nrp.attacks.iterative import iterative_attack
-from nrp.attacks.registry import register
+from nrp.attacks.registry import register, variant
 
 Target = torch.Tensor | str | None
 
@@ -104,6 +104,7 @@ def dim(
     momentum: float = defaults.MOMENTUM,
     diversity_prob: float = defaults.DIVERSITY_PROB,
     diversity_scale: float = defaults.DIVERSITY_SCALE,
+    ti_kernel: int | None = None,
     target: Target = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -112,11 +113,12 @@ def dim(
     DIM as the TI paper (Dong et al., CVPR 2019) and the paper's Table 1 use it carries momentum (1.0);
     ``momentum=0`` gives DI2-FGSM. Appendix F: transformation probability 0.7, 10 iterations of 1.6/255.
     Resize: ``diversity_scale`` (see :func:`~nrp.attacks.transforms.diversity_bounds`; 0.9 by default).
+    ``ti_kernel`` adds TI's Gaussian smoothing of the gradient (``None``: none; :func:`dim_ti_fgsm` sets 15).
     ``generator`` draws the transformations (and random targets).
     """
     return iterative_attack(
         model, x, y, eps=eps, step_size=step_size, steps=steps, momentum=momentum, diversity_prob=diversity_prob,
-        diversity_scale=diversity_scale, target=target, generator=generator,
+        diversity_scale=diversity_scale, ti_kernel=ti_kernel, target=target, generator=generator,
     )
 
 
@@ -164,32 +166,12 @@ def mi_ti_fgsm(
     )
 
 
-@register("dim_ti_fgsm")
-def dim_ti_fgsm(
-    model: Model | Sequence[nn.Module],
-    x: torch.Tensor,
-    y: torch.Tensor | None = None,
-    eps: float = defaults.EPS,
-    *,
-    step_size: float = defaults.STEP_SIZE,
-    steps: int = defaults.STEPS,
-    momentum: float = defaults.MOMENTUM,
-    diversity_prob: float = defaults.DIVERSITY_PROB,
-    diversity_scale: float = defaults.DIVERSITY_SCALE,
-    ti_kernel: int = defaults.TI_KERNEL,
-    target: Target = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """TI-DIM (Dong et al., CVPR 2019): momentum, input diversity and Gaussian smoothing together.
-
-    The paper's Table 1 "DIM_TI" and Table 3: momentum 1.0, probability 0.7, kernel 15, 10 iterations of
-    1.6/255. DIM already carries momentum, so "MI-DIM-TI" is this attack: :func:`mi_dim_ti_fgsm` is the same
-    function under that name.
-    """
-    return iterative_attack(
-        model, x, y, eps=eps, step_size=step_size, steps=steps, momentum=momentum, diversity_prob=diversity_prob,
-        diversity_scale=diversity_scale, ti_kernel=ti_kernel, target=target, generator=generator,
-    )
-
-
+dim_ti_fgsm = register("dim_ti_fgsm")(variant(
+    dim, "dim_ti_fgsm",
+    "TI-DIM (Dong et al., CVPR 2019): momentum, input diversity and Gaussian smoothing together.\n\n"
+    "The paper's Table 1 \"DIM_TI\" and Table 3: momentum 1.0, probability 0.7, kernel 15, 10 iterations of "
+    "1.6/255. DIM already carries momentum, so \"MI-DIM-TI\" is this attack: ``mi_dim_ti_fgsm`` is the same "
+    "function under that name.",
+    ti_kernel=defaults.TI_KERNEL,
+))
 mi_dim_ti_fgsm = register("mi_dim_ti_fgsm")(dim_ti_fgsm)

@@ -1,0 +1,59 @@
+"""Attacks assembled from a shared parameter template and their own knobs, each knob declared once.
+
+The input-transformation attacks (BSR, Admix) are MI-FGSM on the gradient summed over the copies that their
+``*_copies`` function makes; the feature-level attacks (FIA, NAA, ILPD) are MI-FGSM on an objective that their
+setup function builds. Each public attack's signature is its family's template (the calling convention of
+docs/attacks.md) with the keyword parameters of that one function inserted, so ``inspect.signature`` and
+``nrp attack NAME --help`` show every knob with its default while the knob itself is written only once.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+TAIL = ("target", "generator")  # template parameters that stay last, after the attack's own knobs
+
+
+def assemble(
+    name: str, doc: str, template: Callable, knobs: Callable, run: Callable[[dict[str, Any], dict[str, Any]], torch.Tensor],
+    drop: tuple[str, ...] = (),
+) -> Callable[..., torch.Tensor]:
+    """The attack ``name``: ``template``'s parameters plus the keyword-only ones of ``knobs``, computed by ``run``.
+
+    Args:
+        name: the function's ``__name__`` (the registered name).
+        doc: its docstring (summary line, paper, arguments).
+        template: a function whose signature holds the family's shared parameters (e.g. :func:`mi_fgsm`).
+        knobs: a function whose keyword-only parameters not in ``template`` are the attack's own, inserted
+            before ``template``'s ``target`` and ``generator``.
+        run: ``(template arguments, own knobs) -> adversarial images``, both as ``{name: value}`` with defaults
+            filled.
+        drop: ``template`` parameters the attack does not take (e.g. ``target`` for an untargeted attack).
+
+    Returns:
+        a function with that signature; a call binds its arguments to it (unknown or missing ones raise
+        ``TypeError`` as for any function) and hands them to ``run``.
+    """
+    shared = [p for p in inspect.signature(template).parameters.values() if p.name not in drop]
+    taken = {p.name for p in shared}
+    own = [p for p in inspect.signature(knobs).parameters.values()
+           if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in taken]
+    split = next((i for i, p in enumerate(shared) if p.name in TAIL), len(shared))
+    signature = inspect.signature(template).replace(parameters=shared[:split] + own + shared[split:])
+    own_names = [p.name for p in own]
+
+    def attack(*args: Any, **kwargs: Any) -> torch.Tensor:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        return run(arguments, {key: arguments.pop(key) for key in own_names})
+
+    attack.__signature__ = signature  # type: ignore[attr-defined]
+    attack.__name__ = attack.__qualname__ = name
+    attack.__doc__ = doc
+    attack.__module__ = knobs.__module__
+    return attack
