@@ -42,13 +42,32 @@ def test_rand_version_through_a_randomised_defense_equals_torchattacks(classifie
     assert not torch.equal(ours, x)
 
 
-def test_steps_reach_every_iterative_member(classifier, make_images, monkeypatch):
+def test_rand_version_with_other_eot_draws_equals_torchattacks_with_as_many(classifier, make_images):
+    x = make_images(1)
+    y = classifier(x).argmax(1)
+    defended = DefendedModel(NoisyDefense(), classifier, gradient="full")
+    torch.manual_seed(5)
+    reference = torchattacks.AutoAttack(defended, norm="Linf", eps=EPS, version="rand", n_classes=10, seed=4)
+    for member in reference._autoattack.attacks:
+        member.eot_iter = 3
+    theirs = reference(x, y)
+    torch.manual_seed(5)
+    ours = autoattack(defended, x, y, eps=EPS, version="rand", num_classes=10, eot_draws=3,
+                      generator=torch.Generator().manual_seed(4))
+    assert torch.equal(ours, theirs)
+
+
+def test_steps_and_queries_reach_every_member(classifier, make_images, monkeypatch):
     seen = []
     real = torchattacks.MultiAttack.forward
-    monkeypatch.setattr(torchattacks.MultiAttack, "forward",
-                        lambda self, *a: seen.extend(getattr(m, "steps", None) for m in self.attacks) or real(self, *a))
-    autoattack(classifier, make_images(2), LABELS, eps=EPS, num_classes=10, steps=3)  # wrong labels: no work, fast
-    assert seen == [3, 3, 3, None]  # APGD-CE, APGD-T, FAB-T; Square counts queries
+
+    def spy(self, *args):
+        seen.extend((getattr(m, "steps", None), getattr(m, "n_queries", None)) for m in self.attacks)
+        return real(self, *args)
+
+    monkeypatch.setattr(torchattacks.MultiAttack, "forward", spy)
+    autoattack(classifier, make_images(2), LABELS, eps=EPS, num_classes=10, steps=3, queries=7)  # wrong labels: fast
+    assert seen == [(3, None), (3, None), (3, None), (None, 7)]  # APGD-CE, APGD-T, FAB-T; Square counts queries
 
 
 def test_unknown_versions_are_refused(classifier, make_images):

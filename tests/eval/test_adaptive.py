@@ -88,7 +88,8 @@ def test_table3_needs_a_source(boundary_batch):
 @pytest.mark.parametrize(
     "value, message",
     [({"kind": "cw"}, "unknown adaptive attack kind 'cw'"), ({"kind": "pgd", "gradient": "substitute"}, "gradient must be"),
-     ({"kind": "pgd", "eot": 0}, "eot must be >= 1"), ({"kind": "pgd", "restarts": 2}, "unknown keys restarts"),
+     ({"kind": "pgd", "eot": 0}, "eot must be >= 1"), ({"kind": "autoattack", "queries": 0}, "queries must be >= 1"),
+     ({"kind": "pgd", "restarts": 2}, "unknown keys restarts"),
      ("pgd", "must be a mapping")],
 )
 def test_bad_attack_entries_are_refused(value, message):

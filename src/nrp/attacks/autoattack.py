@@ -17,6 +17,7 @@ from nrp.errors import InputError
 
 VERSIONS = ("standard", "rand")
 RAND_EOT_DRAWS = 20  # torchattacks' and Croce and Hein's rand version: 20 EOT draws per APGD step
+SQUARE_QUERIES = 5000  # the standard version's Square budget (Croce and Hein, torchattacks)
 
 
 @register("autoattack")
@@ -30,6 +31,7 @@ def autoattack(
     num_classes: int | None = None,
     steps: int | None = None,
     eot_draws: int = RAND_EOT_DRAWS,
+    queries: int = SQUARE_QUERIES,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """AutoAttack, L-inf, from ``torchattacks.AutoAttack``: the worst case over its attacks, image by image.
@@ -50,6 +52,8 @@ def autoattack(
             likely other classes, at most 9).
         steps: iterations of APGD, APGD-T and FAB; ``None``: torchattacks' defaults.
         eot_draws: EOT draws of the ``rand`` version (20).
+        queries: Square's query budget in the ``standard`` version (5000); each query is one forward pass of
+            the images still correctly classified, so through a purifier a smaller budget bounds the time.
         generator: its ``initial_seed()`` seeds torchattacks' attacks (they use the global generator); ``None``: 0.
 
     Returns:
@@ -64,6 +68,7 @@ def autoattack(
     if version not in VERSIONS:
         raise InputError(f"unknown AutoAttack version '{version}'; known: {', '.join(VERSIONS)}")
     check_steps(eot_draws, "eot_draws")
+    check_steps(queries, "queries")
     if steps is not None:
         check_steps(steps)
     if y is None or num_classes is None:
@@ -82,4 +87,6 @@ def autoattack(
             member.steps = steps
         if version == "rand":
             member.eot_iter = eot_draws
+        if hasattr(member, "n_queries"):
+            member.n_queries = queries
     return attack(x, y).detach()

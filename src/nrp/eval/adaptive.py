@@ -32,7 +32,7 @@ from torch import nn
 
 from nrp.atomic import atomic_path
 from nrp.attacks import DefendedModel, autoattack, dim_ti_fgsm, pgd
-from nrp.attacks.autoattack import RAND_EOT_DRAWS
+from nrp.attacks.autoattack import RAND_EOT_DRAWS, SQUARE_QUERIES
 from nrp.errors import InputError
 
 KINDS = ("pgd", "autoattack", "table3")
@@ -51,6 +51,7 @@ class AdaptiveAttack:
         steps: iterations (PGD, AutoAttack's APGD/FAB, DIM-TI).
         step_size: PGD's step, [0, 1] units.
         version: AutoAttack's ``standard`` or ``rand``.
+        queries: Square's query budget in AutoAttack's ``standard`` version (5000).
         fixed: fix the dynamic defense's randomness (one draw, reused at every call).
         label: the row's name (default: made from the fields).
     """
@@ -61,6 +62,7 @@ class AdaptiveAttack:
     steps: int = 10
     step_size: float = 2 / 255
     version: str = "standard"
+    queries: int = SQUARE_QUERIES
     fixed: bool = False
     label: str = ""
 
@@ -83,7 +85,7 @@ class AdaptiveAttack:
             raise InputError(f"unknown adaptive attack kind '{self.kind}'; known: {', '.join(KINDS)}")
         if self.gradient not in GRADIENTS:
             raise InputError(f"adaptive attack gradient must be one of {', '.join(GRADIENTS)}, got '{self.gradient}'")
-        for name in ("eot", "steps"):
+        for name in ("eot", "steps", "queries"):
             if getattr(self, name) < 1:
                 raise InputError(f"adaptive attack {name} must be >= 1, got {getattr(self, name)}")
 
@@ -146,7 +148,7 @@ def craft(
     through = DefendedModel(defense, classifier, gradient=attack.gradient)
     draws = attack.eot if attack.eot > 1 else RAND_EOT_DRAWS
     return autoattack(through, x, y, eps=eps, version=attack.version, steps=attack.steps, eot_draws=draws,
-                      generator=generator)
+                      queries=attack.queries, generator=generator)
 
 
 def defended_accuracy(
@@ -191,7 +193,8 @@ def evaluate_adaptive(
         single, worst = defended_accuracy(attacked, classifier, x_adv, y, draws)
         row = AdaptiveResult(attack.name, single, worst, draws, clean,
                              {"kind": attack.kind, "gradient": attack.gradient, "eot": attack.eot,
-                              "steps": attack.steps, "fixed": attack.fixed, "images": int(x.shape[0]), "eps": eps})
+                              "steps": attack.steps, "fixed": attack.fixed, "version": attack.version,
+                              "queries": attack.queries, "images": int(x.shape[0]), "eps": eps})
         rows.append(row)
         if on_row is not None:
             on_row(row)
