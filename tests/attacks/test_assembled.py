@@ -1,6 +1,7 @@
 """An assembled attack has its template's parameters plus its knobs', and hands each call's values to its run."""
 
 import inspect
+import typing
 
 import pytest
 
@@ -19,7 +20,7 @@ def knobs(x, *, copies=3, angle=24.0, generator=None):
 def test_knobs_go_before_target_and_generator_and_calls_bind_like_a_function():
     seen = []
     attack = assemble("mine", "Mine.", template, knobs, lambda arguments, own: seen.append((arguments, own)) or 0)
-    assert str(inspect.signature(attack)) == "(model, x, y=None, eps=0.1, *, steps=10, copies=3, angle=24.0, target=None, generator=None)"
+    assert str(inspect.signature(attack)) == "(model, x, y=None, eps=0.1, *, steps=10, copies=3, angle=24.0, target=None, generator=None) -> torch.Tensor"
     attack("m", "x", copies=5, generator="g")
     assert seen == [({"model": "m", "x": "x", "y": None, "eps": 0.1, "steps": 10, "target": None, "generator": "g"},
                      {"copies": 5, "angle": 24.0})]
@@ -46,3 +47,9 @@ def test_the_transfer_attacks_keep_the_calling_convention_with_each_knob_once():
         assert list(inspect.signature(attack).parameters) == names, attack.__name__
     assert inspect.signature(admix).parameters["portion"].default == 0.2
     assert inspect.signature(fia).parameters["layer"].default is inspect.Parameter.empty
+
+
+def test_type_hints_resolve_so_experiment_files_are_checked_by_type():
+    hints = typing.get_type_hints(fia)
+    assert hints["steps"] is int and hints["layer"] is str and hints["drop_prob"] is float
+    assert typing.get_type_hints(admix)["portion"] is float

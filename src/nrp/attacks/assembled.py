@@ -10,6 +10,7 @@ docs/attacks.md) with the keyword parameters of that one function inserted, so `
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -38,12 +39,13 @@ def assemble(
         a function with that signature; a call binds its arguments to it (unknown or missing ones raise
         ``TypeError`` as for any function) and hands them to ``run``.
     """
-    shared = [p for p in inspect.signature(template).parameters.values() if p.name not in drop]
+    # Annotations resolved in each function's own module, so typing.get_type_hints works on the result.
+    hints = {**typing.get_type_hints(knobs), **typing.get_type_hints(template)}
+    shared = [p for p in _resolved(template, hints) if p.name not in drop]
     taken = {p.name for p in shared}
-    own = [p for p in inspect.signature(knobs).parameters.values()
-           if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in taken]
+    own = [p for p in _resolved(knobs, hints) if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in taken]
     split = next((i for i, p in enumerate(shared) if p.name in TAIL), len(shared))
-    signature = inspect.signature(template).replace(parameters=shared[:split] + own + shared[split:])
+    signature = inspect.Signature(shared[:split] + own + shared[split:], return_annotation=torch.Tensor)
     own_names = [p.name for p in own]
 
     def attack(*args: Any, **kwargs: Any) -> torch.Tensor:
@@ -53,7 +55,13 @@ def assemble(
         return run(arguments, {key: arguments.pop(key) for key in own_names})
 
     attack.__signature__ = signature  # type: ignore[attr-defined]
+    attack.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()} | {"return": torch.Tensor}
     attack.__name__ = attack.__qualname__ = name
     attack.__doc__ = doc
     attack.__module__ = knobs.__module__
     return attack
+
+
+def _resolved(function: Callable, hints: dict[str, Any]) -> list[inspect.Parameter]:
+    """``function``'s parameters with their annotations replaced by the resolved ``hints``."""
+    return [p.replace(annotation=hints.get(p.name, p.annotation)) for p in inspect.signature(function).parameters.values()]
