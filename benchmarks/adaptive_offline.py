@@ -1,75 +1,129 @@
 """The adaptive table of the shipped NRP-Lite on the offline benchmark (docs/adaptive.md).
 
 Defense: the shipped NRP-Lite purifier (``nrp_lite_shipped_dynamic``: the authors' dynamic noise, std 0.05
-projected to 16/255, then the purifier); target: EfficientNet-Lite0 from the zoo (normalisation inside);
-photos: the first ``--images`` foolbox photos with their labels, resized to ``--size``. Every attack is
-crafted through the defense (white box) by :func:`nrp.eval.adaptive.evaluate_adaptive` at eps 16/255.
+projected to 16/255, then the purifier, trained on EfficientNet-Lite0 ``_blocks.4`` features); defended
+target: ``--target`` from the zoo (normalisation inside); photos: the first ``--images`` foolbox photos of the
+offline benchmark with their labels, resized to ``--size`` x ``--size`` (bilinear, antialiased). Every attack
+is crafted through the defense by :func:`nrp.eval.adaptive.evaluate_adaptive` at eps 16/255:
+
+* AutoAttack, standard and rand versions (torchattacks, through :func:`nrp.attacks.autoattack`), full gradient;
+* PGD through the dynamic defense, full gradient and BPDA (identity), one draw and ``--eot`` EOT draws;
+* PGD against the defense with its noise fixed (a deterministic defense, reported apart);
+* the paper's Table 3 protocol: DIM-TI on the attacker's ``--source`` classifier through BPDA with the
+  attacker's own ``--substitute`` purifier (trained on other photos with another feature network), and,
+  beside it, the same with the identity as the substitute.
 
 Usage::
 
-    nice -n 19 python benchmarks/adaptive_offline.py --images 4 --size 128 --steps 3 --out benchmarks/results/adaptive.json
+    OMP_NUM_THREADS=1 nice -n 12 python benchmarks/adaptive_offline.py --substitute runs/substitute/purifier.safetensors
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from machine import load_average, machine_info
+from nrp.atomic import atomic_path
 from nrp.defenses import create_defense
-from nrp.eval.adaptive import AdaptiveAttack, evaluate_adaptive
+from nrp.eval.adaptive import AdaptiveAttack, defended_accuracy, evaluate_adaptive
 from nrp.io import read_image
+from nrp.purifiers import shipped_weights
 from nrp.zoo import as_classifier
 
-OFFLINE = Path("/root/.cache/nrp/offline/eval")
+OFFLINE = Path.home() / ".cache" / "nrp" / "offline" / "eval"
+EPS = 16 / 255
+
+
+def load_photos(count: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` foolbox photos resized to ``size`` x ``size``, and their labels."""
+    with open(OFFLINE / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:count]
+    x = torch.stack([F.interpolate(read_image(OFFLINE / "foolbox" / r["filename"])[None], size=(size, size),
+                                   mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1) for r in rows])
+    return x, torch.tensor([int(r["label"]) for r in rows])
+
+
+def attacks(steps: int, eot: int, queries: int) -> list[AdaptiveAttack]:
+    """The rows, in the order of the table."""
+    step = 2.5 * EPS / steps  # Madry et al.'s 2.5 eps / steps
+    pgd = {"kind": "pgd", "steps": steps, "step_size": step}
+    return [
+        AdaptiveAttack("autoattack", version="standard", steps=steps, queries=queries),
+        AdaptiveAttack("autoattack", version="rand", steps=steps),
+        AdaptiveAttack(**pgd, gradient="full"),
+        AdaptiveAttack(**pgd, gradient="full", eot=eot),
+        AdaptiveAttack(**pgd, gradient="identity"),
+        AdaptiveAttack(**pgd, gradient="identity", eot=eot),
+        AdaptiveAttack(**pgd, gradient="full", fixed=True),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=4)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--eot", type=int, default=2)
-    parser.add_argument("--draws", type=int, default=4)
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--eot", type=int, default=4)
+    parser.add_argument("--queries", type=int, default=200, help="Square's budget in AutoAttack standard")
+    parser.add_argument("--draws", type=int, default=8, help="N of the worst-of-N figure")
+    parser.add_argument("--target", default="efficientnet-lite0")
+    parser.add_argument("--source", default="efficientnet-lite1", help="Table 3's source classifier")
+    parser.add_argument("--substitute", type=Path, required=True, help="Table 3's substitute purifier weights")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "adaptive.json")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)  # AutoAttack's rand version and the dynamic noise draw from the global generator
 
-    with open(OFFLINE / "labels.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))[: args.images]
-    x = torch.stack([F.interpolate(read_image(OFFLINE / "foolbox" / r["filename"])[None], size=(args.size, args.size),
-                                   mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1) for r in rows])
-    y = torch.tensor([int(r["label"]) for r in rows])
-    classifier = as_classifier("efficientnet-lite0").eval().requires_grad_(False)
+    x, y = load_photos(args.images, args.size)
+    classifier = as_classifier(args.target).eval().requires_grad_(False)
+    source = as_classifier(args.source).eval().requires_grad_(False)
     defense = create_defense("nrp_lite_shipped_dynamic").eval().requires_grad_(False)
-    step = 16 / 255 / args.steps * 2.5  # PGD's usual 2.5 eps / steps
-    attacks = [
-        AdaptiveAttack("pgd", gradient="full", eot=1, steps=args.steps, step_size=step),
-        AdaptiveAttack("pgd", gradient="full", eot=args.eot, steps=args.steps, step_size=step),
-        AdaptiveAttack("pgd", gradient="identity", eot=1, steps=args.steps, step_size=step),
-        AdaptiveAttack("pgd", gradient="full", steps=args.steps, step_size=step, fixed=True),
-        AdaptiveAttack("table3", steps=args.steps),
-    ]
+    substitute = create_defense("nrp", weights=str(args.substitute)).eval().requires_grad_(False)
     started = time.perf_counter()
-    results = []
+    with torch.no_grad():
+        undefended = (classifier(x).argmax(1) == y).float().mean().item()
+    clean_single, clean_worst = defended_accuracy(defense, classifier, x, y, args.draws)
+    record = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                     "eps": EPS, "pgd_step_size": 2.5 * EPS / args.steps, "dim_ti_step_size": EPS / args.steps,
+                     "defense": "nrp_lite_shipped_dynamic",
+                     "defense_weights_sha256": hashlib.sha256(shipped_weights().read_bytes()).hexdigest(),
+                     "substitute_sha256": hashlib.sha256(args.substitute.read_bytes()).hexdigest()},
+        "machine": machine_info(),
+        "clean": {"undefended": undefended, "single_draw": clean_single, "worst_of_n": clean_worst},
+        "rows": [],
+    }
 
     def report(row) -> None:
-        print(f"{row.attack}: clean {row.clean:.0%}, single draw {row.single_draw:.0%}, worst of {row.draws} "
-              f"{row.worst_of_n:.0%} ({time.perf_counter() - started:.0f} s)", flush=True)
-        results.append(row.__dict__)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out), "step_size": step}, "rows": results},
-                                  indent=1))
-        tmp.replace(args.out)
+        row.details["seconds_since_start"] = round(time.perf_counter() - started, 1)
+        print(f"{row.attack}: single draw {row.single_draw:.0%}, worst of {row.draws} {row.worst_of_n:.0%} "
+              f"({row.details['seconds_since_start']:.0f} s)", flush=True)
+        record["rows"].append(row.__dict__)
+        record["wall_seconds"] = round(time.perf_counter() - started, 1)
+        record["machine"]["load_average_now"] = load_average()
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(record, indent=1) + "\n")
 
-    # Table 3 here crafts on the target itself with BPDA (no separately trained substitute purifier ships).
-    evaluate_adaptive(attacks, defense, classifier, x, y, 16 / 255, draws=args.draws, seed=0, source=classifier,
+    print(f"clean: undefended {undefended:.0%}, defended single draw {clean_single:.0%}, worst of {args.draws} "
+          f"{clean_worst:.0%}", flush=True)
+    evaluate_adaptive(attacks(args.steps, args.eot, args.queries), defense, classifier, x, y, EPS, draws=args.draws, seed=0,
+                      on_row=report)
+    table3 = [AdaptiveAttack("table3", steps=args.steps, label="table3 (DIM-TI, BPDA with the substitute)")]
+    evaluate_adaptive(table3, defense, classifier, x, y, EPS, draws=args.draws, seed=0, source=source,
+                      substitute=substitute, on_row=report)
+    identity = [AdaptiveAttack("table3", steps=args.steps, label="table3 (DIM-TI, BPDA with the identity)")]
+    evaluate_adaptive(identity, defense, classifier, x, y, EPS, draws=args.draws, seed=0, source=source,
                       on_row=report)
 
 
