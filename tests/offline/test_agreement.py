@@ -35,7 +35,8 @@ def webp(image: Image.Image) -> bytes:
 
 
 def stub_classifiers() -> dict[str, torch.nn.Module]:
-    """Three "models" whose top-1 class is 10 x the mean red; the third says 999 for images that are mostly blue."""
+    """The three labelling "models", whose top-1 class is 10 x the mean red; the third says 999 for images that
+    are mostly blue."""
     class Stub(torch.nn.Module):
         def __init__(self, blue_class: int | None) -> None:
             super().__init__()
@@ -50,7 +51,7 @@ def stub_classifiers() -> dict[str, torch.nn.Module]:
                 label = self.blue_class
             return torch.nn.functional.one_hot(torch.tensor([label]), 1000).float()
 
-    return {"efficientnet-lite0": Stub(None), "efficientnet-lite1": Stub(None), "efficientnet-lite2": Stub(999)}
+    return {"efficientnet-lite0": Stub(None), "efficientnet-lite1": Stub(None), "mobilenet_v2": Stub(999)}
 
 
 # name -> picture: the known answer of the selection is "big_copy" (class 3) and "kept" (class 1).
@@ -58,7 +59,7 @@ PICTURES = {
     "small_copy": picture(0.35, seed=1),                     # same picture as big_copy, smaller: a duplicate
     "big_copy": picture(0.35, size=(300, 400), seed=1),      # kept, class 3
     "too_small": picture(0.55, size=(150, 300), seed=2),     # short side 150 < 200
-    "disagreed": picture(0.75, blue=0.9, size=(256, 256), seed=3),  # lite2 says 999
+    "disagreed": picture(0.75, blue=0.9, size=(256, 256), seed=3),  # mobilenet_v2 says 999
     "in_training": picture(0.95, size=(256, 256), seed=4),   # also a training photo
     "painting": picture(0.65, size=(256, 256), seed=5),      # its sha256 is listed as not a photo
     "kept": picture(0.15, size=(220, 260), seed=6),          # kept, class 1
@@ -89,10 +90,19 @@ def rcc(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def stubs(monkeypatch) -> dict[str, torch.nn.Module]:
-    """The zoo's create_model gives the stub classifiers (each counts its calls)."""
+    """The zoo's create_model gives the stub classifiers (each counts its calls); any other name fails."""
     made = stub_classifiers()
     monkeypatch.setattr(nrp.zoo, "create_model", lambda name: made[name])
     return made
+
+
+def test_the_labelling_networks_are_the_demos_non_target_ones_never_the_black_box_target():
+    """Under the disjoint protocol the target must not choose or label the photos it is scored on."""
+    from nrp.offline.demo import BLACK_BOX_TARGET, PURIFIER_NETWORK, SOURCES, TARGETS
+    assert BLACK_BOX_TARGET not in agreement.AGREEMENT_MODELS
+    single_sources = {source for source in SOURCES if "+" not in source}
+    assert set(agreement.AGREEMENT_MODELS) == {PURIFIER_NETWORK, *single_sources}
+    assert set(agreement.AGREEMENT_MODELS) <= set(TARGETS)  # each is still scored, as a non-target model
 
 
 @pytest.fixture
@@ -166,7 +176,7 @@ def test_recipe_writes_pngs_labels_and_manifest_and_keeps_them_when_the_demo_lay
     entry = records[f"eval_agreement/gcompris/{names['big_copy']}"]
     assert entry["bundle"] == "categorization.rcc" and entry["offset"] == offsets[1] and entry["label"] == "3"
     assert entry["source_sha256"] == BundleImage("", 0, webp(PICTURES["big_copy"])).sha256
-    assert entry["predictions"] == {"efficientnet-lite0": 3, "efficientnet-lite1": 3, "efficientnet-lite2": 3}
+    assert entry["predictions"] == {"efficientnet-lite0": 3, "efficientnet-lite1": 3, "mobilenet_v2": 3}
     assert len(entry["sha256"]) == 64 and "skimage" in {r["source"] for r in records.values()}
     # `nrp demo` (foolbox) lays out the foolbox photos only: the manifest keeps the other records.
     prepare_offline(tmp_path / "cache", training=False)

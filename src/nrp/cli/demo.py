@@ -25,6 +25,7 @@ from nrp.offline.demo import (
     SSP_LAYERS,
     demo_config,
     grey_box_config,
+    share_clean_work,
 )
 from nrp.zoo.package_models import mobilenet_v2_weights
 
@@ -48,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--eval-set", choices=EVAL_SETS, default="foolbox",
                         help="foolbox: the 20 human-labelled ImageNet photos of the foolbox wheel; agreement: up to 100 "
-                        "photos of Debian's gcompris-qt-data labelled by the class Lite0, Lite1 and Lite2 agree on "
+                        "photos of Debian's gcompris-qt-data labelled by the class Lite0, Lite1 and MobileNetV2 agree on (never the target, Lite2) "
                         "(see nrp data offline; about 25 minutes on 2 CPU cores). Default foolbox")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default ./nrp-demo, or ./nrp-demo-agreement)")
     parser.add_argument("--cache", type=Path, default=None, help=f"where the photos are laid out (default {default_cache()})")
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"nrp demo: step 2/3: {len(plan)} stages of attacks, defenses and scores into {out} and {grey_config.out} "
           "(a re-run resumes)", file=sys.stderr, flush=True)
     paths = run_evaluation(config, progress=progress)
+    share_clean_work(out, Path(grey_config.out))
     grey = run_evaluation(grey_config, progress=progress)
     print("nrp demo: step 3/3 done: reports written", file=sys.stderr)
     print(f"evaluation set: {args.eval_set} ({images})")

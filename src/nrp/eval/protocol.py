@@ -43,7 +43,7 @@ from nrp.eval.crafting import (
 )
 from nrp.eval.datasets import EvalImages, batch_ranges, load_eval_images, read_batch
 from nrp.eval.metrics import classification_metrics
-from nrp.eval.models import ModelBank
+from nrp.eval.models import MEMORY_FORMAT, ModelBank
 from nrp.eval.predictions import load_predictions, missing_pairs, predict_set, prediction_path, save_predictions
 from nrp.eval.records import (
     clean_record,
@@ -270,4 +270,4 @@ def _build_defense(name: str, params: dict[str, Any], device: torch.device) -> n
         return nn.Identity()
     if "device" in inspect.signature(DEFENSES[name]).parameters:
         params = {"device": device, **params}
-    return create_defense(name, **params).to(device).eval()
+    return create_defense(name, **params).to(device, memory_format=MEMORY_FORMAT).eval()

@@ -12,14 +12,18 @@ holds a few hundred real photos as WebP images inside Qt resource bundles,
    photos (the foolbox, training and validation photos), with the recipe's overlap test
    (:func:`nrp.offline.thumbnails.same_picture`);
 4. classifies each at 224x224 exactly as ``nrp demo`` feeds images (short side resized to 224, centre crop,
-   8-bit quantised) with EfficientNet-Lite0, Lite1 and Lite2, and keeps those where all three give the same
-   top-1 class, which becomes the label;
+   8-bit quantised) with EfficientNet-Lite0, EfficientNet-Lite1 and MobileNetV2 (:data:`AGREEMENT_MODELS`), and
+   keeps those where all three give the same top-1 class, which becomes the label;
 5. keeps at most ``cap`` of them: the first in order of the SHA-256 of their WebP data.
+
+The labelling networks are the demo's non-target ones (the purifier's training network and the two attack
+sources): under the paper's disjoint protocol the black-box target, EfficientNet-Lite2, must neither pick nor
+label the photos it is scored on, so its clean accuracy here is a measurement, not 100% by construction.
 
 The labels are the models' agreement, not a person's: an image all three get consistently wrong (a solar
 panel called "solar dish") keeps the wrong label, and the set leans towards images these models find easy.
-Accuracies on it are therefore relative to the models' own clean answers, and clean accuracy is 100% for
-each of the three by construction.
+Accuracies on it are therefore relative to those models' clean answers, and clean accuracy is 100% for each
+of the three by construction.
 """
 
 from __future__ import annotations
@@ -61,7 +65,9 @@ NOT_PHOTOS = frozenset({
     "6605f1dd5519ecd1e66220343dd27c3873f72a52b4c91f041e80c698554b9093",
     "ddc28715a60a357f9f887df332d49dbdc5815b1fd1fbe8343035861a84938cdd",
 })
-AGREEMENT_MODELS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+# The labelling networks: the purifier's training network and the two attack sources, never the black-box
+# target (EfficientNet-Lite2), which must not choose or label the photos it is scored on.
+AGREEMENT_MODELS = ("efficientnet-lite0", "efficientnet-lite1", "mobilenet_v2")
 IMAGE_SIZE = 224
 MIN_SIDE = 200
 DEFAULT_CAP = 100

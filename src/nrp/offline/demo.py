@@ -14,16 +14,19 @@ network, with SSP at ``_blocks.7`` (stride 16), a stage other than the purifier'
 
 Attacks at eps 16/255: SSP (label-free), FGSM, MI-FGSM, DIM and DIM-TI. Defenses: none, JPEG (q=75), TVM,
 median (3x3), R&P, and the shipped NRP-Lite, static and dynamic. Images, at 224x224: the 20 labelled ImageNet
-photos of the foolbox wheel, or the photos labelled by the agreement of Lite0, Lite1 and Lite2
-(:mod:`nrp.offline.agreement`).
+photos of the foolbox wheel, or the photos labelled by the agreement of Lite0, Lite1 and MobileNetV2, the
+non-target networks (:mod:`nrp.offline.agreement`; the target never picks or labels a photo).
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nrp.atomic import atomic_path
+from nrp.eval.artefacts import MANIFEST
 from nrp.eval.config import EvalConfig
 
 LITE0, LITE1, LITE2 = "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"
@@ -36,6 +39,7 @@ TARGETS = (LITE2, MOBILENET_V2, LITE1, LITE0, SQUEEZENET)
 GREY_BOX_SOURCE, GREY_BOX_LAYER = LITE0, "_blocks.7"  # Lite0's stride-16 stage, not the purifier's layer
 GREY_BOX_FOLDER = "grey_box"
 PAPER_NAMES = {MOBILENET_V2: "MobileNetV2", LITE1: "Lite1", LITE0: "Lite0"}
+CLEAN_WORK = ("sets/clean", "predictions/clean")  # a run's clean set and every prediction made on it
 
 
 def _defenses() -> list[Any]:
@@ -98,3 +102,26 @@ def grey_box_config(images: Path, labels: Path, out: Path, quick: bool = False, 
     )
     config.validate()
     return config
+
+
+def share_clean_work(done: Path, out: Path) -> int:
+    """Copy run ``done``'s clean set and clean predictions into run ``out`` where ``out`` has none; the number copied.
+
+    The grey-box group scores the same clean images behind the same defenses and targets as the black-box
+    experiment, so its clean stages (about 20 s on 20 photos) need not run twice. Nothing is trusted blindly:
+    each copied file keeps the fingerprint of its record, and :func:`~nrp.eval.run.run_evaluation` recomputes
+    whatever was made under another record. A part ``out`` already has is left alone; a set's manifest (which
+    marks it complete) is copied last and every file atomically, so an interrupted copy resumes as a partial set.
+    """
+    copied = 0
+    for part in CLEAN_WORK:
+        source, target = done / part, out / part
+        if not source.is_dir() or target.exists():
+            continue
+        files = sorted((path for path in source.rglob("*") if path.is_file() and not path.name.startswith(".")),
+                       key=lambda path: (path.name == MANIFEST, str(path)))
+        for path in files:
+            with atomic_path(target / path.relative_to(source)) as tmp:
+                shutil.copyfile(path, tmp)
+            copied += 1
+    return copied

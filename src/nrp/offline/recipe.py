@@ -10,7 +10,8 @@ the Debian one):
   colour example photos -> ``train/skimage/``, ``train/sklearn/``, ``train/opencv/``, except four held out
   for training-time validation (:data:`VALIDATION_PHOTOS`) -> ``val/<source>/``.
 
-* optional second evaluation set, labelled by the agreement of EfficientNet-Lite0/1/2: photos carved out of
+* optional second evaluation set, labelled by the agreement of EfficientNet-Lite0, Lite1 and MobileNetV2 (the
+  demo's non-target networks): photos carved out of
   Debian's ``gcompris-qt-data`` -> ``eval_agreement/gcompris/`` + ``eval_agreement/labels.csv``
   (:mod:`nrp.offline.agreement`).
 
