@@ -32,8 +32,8 @@ OK = (exit_codes.OK, None)
 # Every command of the section -> (exit code, text its one-line error must hold), or a reason not to run it here.
 EXPECTED = {
     "nrp purify photos/ --out purified/": OK,
-    "nrp purify photos/ --out purified/ --weights NRP.pth": OK,
-    "nrp purify photos/ --out purified/ --weights NRP.pth --dynamic --seed 0": OK,
+    "nrp purify photos/ --out purified_nrp/ --weights NRP.pth": OK,
+    "nrp purify photos/ --out purified_dynamic/ --weights NRP.pth --dynamic --seed 0": OK,
     "nrp attack ssp photos/ --out adversarial/ --eps 16 --steps 100": (exit_codes.ERROR, "vgg16-397923af.pth"),
     "nrp attack ssp photos/ --out adversarial/ --backbone efficientnet-lite0 --layer _blocks.4": OK,
     "nrp attack ssp photos/ --out ssp_resnet50/ --backbone resnet50 --layer layer2 --distance cosine "
@@ -119,3 +119,6 @@ def test_readme_commands_run_as_written(scratch: Path, capsys):
             assert len(errors) == 1 and want_text in errors[0], f"{command}: {err}"
             assert "Traceback" not in err
     assert (scratch / "purified" / "cat.png").is_file() and (scratch / "median3" / "dog.png").is_file()
+    # Each purifier wrote its own folder: the authors' NRP (here random weights) is not the shipped NRP-Lite.
+    assert (scratch / "purified_nrp" / "cat.png").read_bytes() != (scratch / "purified" / "cat.png").read_bytes()
+    assert (scratch / "purified_dynamic" / "dog.png").is_file()

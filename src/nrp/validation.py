@@ -8,6 +8,8 @@ with the key's name. Both end as exit code 2 (bad arguments).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import os
 import tempfile
@@ -167,8 +169,10 @@ def minimum_input_size(network: Callable[[torch.Tensor], Any], device: torch.dev
         InputError: ``network`` fails even at ``limit`` pixels (so the failure is not about size).
     """
     def runs(side: int) -> bool:
+        # torch.fx's traced modules (the truncated feature extractors) print the whole traceback of a failed
+        # call to stderr before raising; a failed probe is expected here, so that text is dropped.
         try:
-            with torch.set_grad_enabled(gradients):
+            with torch.set_grad_enabled(gradients), contextlib.redirect_stderr(io.StringIO()):
                 network(torch.zeros(1, 3, side, side, device=device))
         except _TOO_SMALL_ERRORS:
             return False

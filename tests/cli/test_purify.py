@@ -120,3 +120,14 @@ def test_missing_inputs_are_named(tiny_purifier, tmp_path, capsys):
     code = main(["purify", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), "--weights", str(tiny_purifier)])
     assert code == exit_codes.ERROR
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_missing_weights_are_refused_even_when_every_output_exists_and_kept_outputs_are_said(photos, tiny_purifier, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["purify", str(photos / "a.png"), str(photos / "b.png"), "--out", str(out)]
+    assert main(args + ["--weights", str(tiny_purifier)]) == exit_codes.OK
+    capsys.readouterr()
+    assert main(args + ["--weights", str(tmp_path / "NRP.pth")]) == exit_codes.ERROR  # nothing to do, yet refused
+    assert capsys.readouterr().err.strip() == f"nrp: error: weights file not found: {tmp_path / 'NRP.pth'}"
+    assert main(args + ["--weights", str(tiny_purifier)]) == exit_codes.OK
+    assert capsys.readouterr().out.strip() == f"2 of 2 outputs already exist in {out} and are kept (--overwrite redoes them)"

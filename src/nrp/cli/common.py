@@ -47,8 +47,9 @@ def plan(args: argparse.Namespace) -> tuple[list[ImageSource], list[Path]]:
     if args.overwrite:
         return sources, outputs
     todo = [(source, output) for source, output in zip(sources, outputs) if not output.exists()]
-    if len(todo) < len(sources):
-        logger.info("%d of %d outputs already exist and are kept (use --overwrite to redo them)", len(sources) - len(todo), len(sources))
+    if len(todo) < len(sources):  # said on stdout, beside "wrote N image(s)": a rerun with other settings keeps them
+        print(f"{len(sources) - len(todo)} of {len(sources)} outputs already exist in {args.out} and are kept "
+              "(--overwrite redoes them)")
     return [source for source, _ in todo], [output for _, output in todo]
 
 

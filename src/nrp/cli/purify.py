@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
 from nrp.cli import exit_codes
-from nrp.cli.common import add_io_arguments, logger, plan, process
+from nrp.cli.common import add_io_arguments, plan, process
 from nrp.cli.messages import PURIFIER_HINT
 from nrp.devices import resolve_device
+from nrp.errors import CheckpointError
 from nrp.purifiers import PURIFIERS, Purifier, load_network, shipped_weights
 from nrp.purifiers.dynamic import DEFAULT_NOISE_STD
 from nrp.purifiers.tiling import DEFAULT_TILE_OVERLAP
@@ -38,10 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Purify every input image; returns the exit code."""
     weights = args.weights or shipped_weights()
+    if not Path(weights).is_file():  # refused even when every output exists: those were made by other weights
+        raise CheckpointError(f"weights file not found: {weights}")
     device = resolve_device(args.device)
     sources, outputs = plan(args)
     if not sources:
-        logger.info("nothing to do: every output already exists")
         return exit_codes.OK
     network = load_network(weights, args.purifier, map_location=device)
     generator = torch.Generator(device).manual_seed(args.seed)

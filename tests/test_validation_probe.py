@@ -1,0 +1,30 @@
+"""The smallest-input probe: the size it finds, and silence on a traced network's expected failures."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nrp.validation import minimum_input_size
+
+
+class FunctionalConvs(nn.Module):
+    """Two unpadded 5x5 convolutions called functionally (as EfficientNet-Lite's same-padding convs are), so a
+    trace runs them from its generated code: torch.fx then prints a traceback to stderr on every failed call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Parameter(torch.randn(4, 3, 5, 5))
+        self.second = nn.Parameter(torch.randn(4, 4, 5, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(x, self.first), self.second)
+
+
+def test_the_probe_finds_the_smallest_side_of_a_traced_network_and_prints_nothing(capsys):
+    traced = torch.fx.symbolic_trace(FunctionalConvs())
+    assert minimum_input_size(traced) == 9
+    assert minimum_input_size(traced, gradients=True) == 9
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
