@@ -24,6 +24,7 @@ from nrp.errors import NRPError, UsageError
 from nrp.validation import FINITE, Range
 
 SHOWN_CHARACTERS = 60  # a value quoted in a message is cut to this length
+SHOWN_NAMES = 6  # a description lists the accepted names when there are at most this many
 
 
 class Problem(Exception):
@@ -108,7 +109,8 @@ class Text:
         return value
 
     def describe(self) -> str:
-        return self.what
+        shown_names = list(self.names()) if self.names is not None and self.also is None else []
+        return f"{self.what}: {', '.join(shown_names)}" if 0 < len(shown_names) <= SHOWN_NAMES else self.what
 
 
 @dataclass(frozen=True)
@@ -356,6 +358,7 @@ class Checked:
 
     base: Spec
     function: Callable[[Any], Any]
+    what: str = ""  # the description, when narrower than the base's
 
     def check(self, value: Any, path: str) -> Any:
         value = self.base.check(value, path)
@@ -366,4 +369,4 @@ class Checked:
         return value
 
     def describe(self) -> str:
-        return self.base.describe()
+        return self.what or self.base.describe()

@@ -106,6 +106,7 @@ POSITIVE = Range(float, 0.0, open_minimum=True)  # learning rates, step sizes
 FRACTION = Range(float, 0.0, 1.0)
 PIXELS = Range(float, 0.0, 255.0)  # budgets in 0-255 units
 IMAGE_SIDE = Range(int, 1, 8192)  # a side of square images an evaluation stores, px
+LABEL_OFFSET = Range(int, -1000, 1000)  # subtracted from every label (1 for 1-based, 1001-class labels)
 
 
 def number_list(item: Range) -> Callable[[str], list[float]]:

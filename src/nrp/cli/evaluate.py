@@ -11,7 +11,7 @@ from nrp.cli.progress import StageProgress, stage_plan
 from nrp.eval.config import load_eval_config
 from nrp.eval.run import run_evaluation
 from nrp.run_lock import is_rank_zero, run_folder_lock
-from nrp.validation import COUNT, IMAGE_SIDE, PIXELS, SEED, check_output_folder, number_list
+from nrp.validation import COUNT, IMAGE_SIDE, LABEL_OFFSET, PIXELS, SEED, check_output_folder, number_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("config", nargs="?", help="experiment file (YAML or JSON); flags override its keys")
     add("--images", help="evaluation images: a folder, a folder per class, or the NeurIPS-2017 dev set folder")
     add("--labels", help="labels CSV (filename,label or ImageId,TrueLabel,TargetClass)")
-    add("--label-offset", type=int, help="subtracted from every label (1 for 1-based, 1001-class labels)")
+    add("--label-offset", type=LABEL_OFFSET, help="subtracted from every label (1 for 1-based, 1001-class labels)")
     add("--out", help="run folder (stored sets, predictions, report)")
     add("--sources", help="comma-separated source models; join an ensemble with + (inc_v3+inc_v4)")
     add("--attacks", help="comma-separated attack names (parameters: use the experiment file)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 import torchvision
 
+from nrp.attacks.autoattack import VERSIONS as AUTOATTACK_VERSIONS
 from nrp.attacks.checks import check_kernel_size, check_probability, check_step_size, check_steps
 from nrp.attacks.distances import DISTANCES
 from nrp.attacks.iterative import RANDOM_TARGET
@@ -57,7 +59,7 @@ from nrp.schema import (
     shown,
     signature_specs,
 )
-from nrp.validation import COUNT, FINITE, IMAGE_SIDE, NON_NEGATIVE_INT, PIXELS, SEED, Range
+from nrp.validation import COUNT, FINITE, IMAGE_SIDE, LABEL_OFFSET, NON_NEGATIVE_INT, PIXELS, SEED, Range
 from nrp.zoo.loaders import MODEL_FILE_SUFFIXES
 from nrp.zoo.registry import TIMM_PREFIX, model_names
 
@@ -159,18 +161,19 @@ def task_model(kind: str, options: Options) -> Spec:
 
 
 def _probability(name: str) -> Spec:
-    return Checked(Number(FINITE), lambda value: check_probability(value, name))
+    return Checked(Number(FINITE), lambda value: check_probability(value, name), "a finite number in [0, 1]")
 
 
 # The iterative loop's shared parameters, refined with the attacks' own checks (the hints say only int/float).
 ATTACK_REFINEMENTS: dict[str, Spec] = {
-    "steps": Checked(Number(Range(int)), check_steps),
-    "step_size": Checked(Number(FINITE), check_step_size),
+    "steps": Checked(Number(Range(int)), check_steps, COUNT.describe()),
+    "step_size": Checked(Number(FINITE), check_step_size, "a finite number in [0, 1]"),
     "diversity_prob": _probability("diversity_prob"),
-    "ti_kernel": Checked(Number(Range(int)), check_kernel_size),
+    "ti_kernel": Checked(Number(Range(int)), check_kernel_size, "an odd integer >= 1"),
     "target": Text("a target mode", names=lambda: [RANDOM_TARGET, DATASET_TARGET], kind="target mode"),
     "distance": Text("a distance", names=lambda: sorted(DISTANCES), kind="distance"),
     "start": Text("a start", names=lambda: list(STARTS), kind="start"),
+    "version": Text("an AutoAttack version", names=lambda: list(AUTOATTACK_VERSIONS), kind="AutoAttack version"),
 }
 
 
@@ -295,7 +298,7 @@ def curves_section(options: Options) -> Section:
         "attacks": ListOf(Text("an attack name", names=lambda: sorted(ATTACKS), kind="attack"), commas=True),
         "iterations": ListOf(Number(COUNT), single=True, non_empty=True), "images": Number(COUNT),
         "eps": Number(PIXELS), "backbone": ModelName(options, ensemble=False), "layer": Text("a layer name"),
-        "step_size": AnyOf((Text(f"'{BUDGET_RULE}'", names=lambda: [BUDGET_RULE], kind="step rule"), Number(CURVE_STEP))),
+        "step_size": AnyOf((Text("the rule", names=lambda: [BUDGET_RULE], kind="step rule"), Number(CURVE_STEP))),
     }, then=parse)
 
 
@@ -325,14 +328,13 @@ def cross_task_section(options: Options) -> Section:
 
 def adaptive_section(options: Options) -> Section:
     """``adaptive``: attacks through the defense (:func:`~nrp.eval.adaptive.parse_adaptive`)."""
-    from nrp.attacks.autoattack import VERSIONS
     from nrp.eval.adaptive import GRADIENTS, KINDS, AdaptiveAttack, parse_adaptive
 
     attack = section_of(AdaptiveAttack, {
         "kind": Text("an adaptive attack kind", names=lambda: list(KINDS), kind="adaptive attack kind"),
         "gradient": Text("a gradient mode", names=lambda: list(GRADIENTS), kind="gradient mode"),
-        "eot": Number(COUNT), "steps": Number(COUNT), "step_size": Checked(Number(FINITE), check_step_size),
-        "version": Text("an AutoAttack version", names=lambda: list(VERSIONS), kind="AutoAttack version"),
+        "eot": Number(COUNT), "steps": Number(COUNT), "step_size": ATTACK_REFINEMENTS["step_size"],
+        "version": ATTACK_REFINEMENTS["version"],
     })
     model, defense = ModelName(options), defense_spec(options)
     return Section({
@@ -363,7 +365,7 @@ def experiment_section(options: Options) -> Section:
                 "cross_task": cross_task_section(options)}
     return section_of(EvalConfig, {
         "images": PathText("folder", options.paths), "labels": Nullable(PathText("file", options.paths)),
-        "label_offset": Number(Range(int)), "image_size": Number(IMAGE_SIDE), "max_images": Nullable(Number(COUNT)),
+        "label_offset": Number(LABEL_OFFSET), "image_size": Number(IMAGE_SIDE), "max_images": Nullable(Number(COUNT)),
         "out": Text("a folder path"),
         "sources": ListOf(model, commas=True), "attacks": ListOf(attack_spec(options), commas=True),
         "eps": ListOf(Number(PIXELS), single=True, non_empty=True),
@@ -449,3 +451,29 @@ def check_experiment(values: Mapping[str, Any], where: str | Mapping[str, str] =
         origin = where if isinstance(where, str) else where.get(problems[0].path.split(".")[0].split("[")[0], "")
         raise SchemaError(problems, origin)
     return checked
+
+
+def reference_markdown() -> str:
+    """The experiment file's reference, generated from the schema: what each key (and each key of the sections)
+    accepts and its default, and every attack's and defense's parameters. docs/evaluation.md holds it between
+    ``<!-- schema -->`` markers; a test keeps the two equal."""
+    from nrp.eval.config import EvalConfig
+
+    defaults, top = EvalConfig(), experiment_section(Options())
+    lines = ["| key | accepts | default |", "| --- | --- | --- |"]
+    lines += [f"| `{key}` | {spec.describe()} | `{json.dumps(getattr(defaults, key))}` |" for key, spec in top.fields.items()]
+    sections = {"preprocessing.MODEL": preprocessing_section(), "curves": curves_section(Options()),
+                "cross_task": cross_task_section(Options()), "adaptive": adaptive_section(Options())}
+    sections["adaptive.attacks[i]"] = sections["adaptive"].fields["attacks"].item
+    lines += ["", "| section key | accepts |", "| --- | --- |"]
+    for name, section in sections.items():
+        lines += [f"| `{name}.{key}` | {spec.describe()}{' (required)' if key in section.required else ''} |"
+                  for key, spec in section.fields.items()]
+    for kind, names, parameters in (("attack", attack_names(), attack_parameters),
+                                    ("defense", sorted(DEFENSES), defense_parameters)):
+        lines += ["", f"| {kind} | parameters besides `label` |", "| --- | --- |"]
+        for name in names:
+            cells = [f"`{key}` ({parameter.spec.describe()}{', required' if parameter.required else ''})"
+                     for key, parameter in parameters(name).items()]
+            lines.append(f"| `{name}` | {'; '.join(cells) or 'none'} |")
+    return "\n".join(lines)
