@@ -333,7 +333,7 @@ def adaptive_section(options: Options) -> Section:
     attack = section_of(AdaptiveAttack, {
         "kind": Text("an adaptive attack kind", names=lambda: list(KINDS), kind="adaptive attack kind"),
         "gradient": Text("a gradient mode", names=lambda: list(GRADIENTS), kind="gradient mode"),
-        "eot": Number(COUNT), "steps": Number(COUNT), "step_size": ATTACK_REFINEMENTS["step_size"],
+        "eot": Number(COUNT), "steps": Number(COUNT), "queries": Number(COUNT), "step_size": ATTACK_REFINEMENTS["step_size"],
         "version": ATTACK_REFINEMENTS["version"],
     })
     model, defense = ModelName(options), defense_spec(options)
