@@ -50,9 +50,10 @@ EXPECTED = {
         (exit_codes.ERROR, "coco/train2017"),
     "torchrun --nproc_per_node=4 -m nrp.cli.main train --data coco/train2017 --out runs/nrp":
         "needs 4 GPUs and the COCO images",
-    "nrp eval configs/table1.yaml --images data/neurips2017_dev --out runs/table1": (exit_codes.ERROR, "neurips2017_dev"),
+    # A missing input path of an experiment is a bad argument (exit 2), refused before any work.
+    "nrp eval configs/table1.yaml --images data/neurips2017_dev --out runs/table1": (exit_codes.USAGE, "neurips2017_dev"),
     "nrp eval --images photos/ --labels labels.csv --sources inc_v3 --attacks fgsm,mi_fgsm --defenses none,jpeg,nrp "
-    "--targets ens_adv_incres_v2 --out runs/mine": (exit_codes.ERROR, "labels.csv"),
+    "--targets ens_adv_incres_v2 --out runs/mine": (exit_codes.USAGE, "labels.csv"),
     "nrp data offline": OK,
     "nrp demo --quick": "tests/offline/test_demo.py runs it (about a minute)",
     "nrp demo --eval-set agreement": "25 minutes, and needs Debian's gcompris-qt-data",
