@@ -55,6 +55,12 @@ def teardown(context: DistributedContext) -> None:
         dist.destroy_process_group()
 
 
+def barrier(context: DistributedContext) -> None:
+    """Wait until every process of ``context`` gets here (nothing to wait for in a single process)."""
+    if context.distributed:
+        dist.barrier()
+
+
 def is_distributed() -> bool:
     """True inside a process group of two or more ranks."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

@@ -22,6 +22,8 @@ CLEAN = "clean"
 SSP_MODEL_KEYS = ("backbone", "layer", "backbone_weights")
 SSP_DEFAULTS = {"backbone": "vgg16", "layer": "conv3_3"}
 PRECOMPUTED = "precomputed"  # adversarial images made elsewhere (e.g. by CDA's generators), read from a folder by name
+CDA = "cda"  # CDA's generator run here: {name: cda, weights: FILE, inception: bool}
+CROSS_TASK = "cross_task"  # the cross-task protocol: its folder in the run folder and the source of its sets
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,20 @@
-"""Crafting each adversarial set once and storing it as PNG files with a manifest, so runs resume.
+"""Making the images of an adversarial set, for both protocols: an attack run on the set's clean images.
 
-A set is one (source, attack, eps) combination. Its images go to ``RUN/sets/<source>/<attack>/eps<eps>/`` under
-the clean images' names (folder names percent-encoded, :func:`~nrp.eval.artefacts.folder_name`). The set's
-record (:mod:`nrp.eval.records`) is fingerprinted: ``fingerprint.json`` is written before the first image and
-``manifest.json`` after the last, so a set with a manifest of the current fingerprint is complete and one of
-another fingerprint is recomputed (:func:`~nrp.eval.artefacts.open_set_folder`). An interrupted set keeps its
-finished batches: a batch whose files all exist is not crafted again. Every batch draws its random numbers from a generator seeded by (run seed, set, batch
-number), so a resumed or sharded run stores exactly the images a single uninterrupted run would.
+:class:`Crafter` turns a planned :class:`~nrp.eval.sets.ImageSet` into the batch maker the store runs
+(:func:`~nrp.eval.sets.store_set`) and into the identity of what the set is crafted on (for its record). What
+the attack needs from the protocol is passed in: the labels and target classes of the classification
+protocol, nothing for the cross-task protocol's label-free attacks. Clean images of one square size
+(classification, ``image_size``) are attacked in batches; images of their own sizes (cross-task) one at a time.
+
+Precomputed images (made elsewhere, e.g. by CDA's generators) are read here for both protocols alike: the file
+``<folder>/<stem>.<any image suffix>`` (``{eps}`` in the folder replaced by the budget, 0-255 units), resized
+like the clean images when those are square, else of its clean image's size, then clipped into the eps ball
+of its clean image.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,127 +24,91 @@ from nrp.attacks import cda, load_cda_generator, ssp
 from nrp.attacks.fff import apply_universal, fff, vgg_activations
 from nrp.attacks.registry import get_attack
 from nrp.errors import InputError
-from nrp.eval.artefacts import close_set_folder, folder_name
-from nrp.eval.components import CLEAN, LABEL_FREE_ATTACKS, PRECOMPUTED, SSP_DEFAULTS, SSP_MODEL_KEYS, Component
-from nrp.eval.datasets import read_batch
+from nrp.eval.components import CDA, LABEL_FREE_ATTACKS, PRECOMPUTED, SSP_DEFAULTS, SSP_MODEL_KEYS, Component
+from nrp.eval.datasets import read_batch, resize_square
 from nrp.eval.models import ModelBank
+from nrp.eval.sets import BatchMaker, ImageSet, batch_generator
 from nrp.features import build_backbone
-from nrp.fingerprint import fingerprint
-from nrp.io.discover import IMAGE_SUFFIXES
-from nrp.io.write import write_image
+from nrp.fingerprint import file_sha256
+from nrp.io import IMAGE_SUFFIXES, read_image
 
-logger = logging.getLogger(__name__)
-
-STORED_PNG_COMPRESSION = 1  # lossless either way; level 1 writes several times faster than the default 6
-CDA = "cda"  # CDA's generator run here: {name: cda, weights: FILE, inception: bool}
-
-
-@dataclass(frozen=True)
-class AdversarialSet:
-    """One stored image set: the clean images (``attack`` is ``clean``) or one (source, attack, eps)."""
-
-    source: str
-    attack: Component | None
-    eps: float
-    folder: Path
-    record: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def attack_label(self) -> str:
-        """The attack's display label, ``clean`` for the clean set."""
-        return CLEAN if self.attack is None else self.attack.label
-
-    @property
-    def key(self) -> str:
-        """``source/attack/eps`` — the set's identity in reports and seeds."""
-        return f"{self.source}/{self.attack_label}/{self.eps:g}"
-
-    def paths(self, stems: list[str]) -> list[Path]:
-        """Where each image of the set is stored."""
-        return [self.folder / f"{stem}.png" for stem in stems]
-
-    @property
-    def fingerprint(self) -> str:
-        """The fingerprint of :attr:`record`: everything that shaped the set."""
-        return fingerprint(self.record)
-
-    def attack_record(self) -> dict[str, Any]:
-        """The attack as plain values (name, parameters, label), for the set's record."""
-        if self.attack is None:
-            return {}
-        return {"name": self.attack.name, "params": self.attack.params, "label": self.attack.label}
-
-
-def plan_sets(run_dir: Path, sources: list[str], attacks: list[Component], eps_values: list[float]) -> list[AdversarialSet]:
-    """The sets an experiment needs: label-free attacks once per eps, the others once per source and eps."""
-    sets = []
-    for attack in attacks:
-        for eps in eps_values:
-            attack_sources = [attack_source(attack)] if attack.name in LABEL_FREE_ATTACKS else sources
-            for source in attack_sources:
-                folder = run_dir / "sets" / folder_name(source) / folder_name(attack.label) / f"eps{eps:g}"
-                sets.append(AdversarialSet(source, attack, eps, folder))
-    return sets
-
-
-def clean_set(run_dir: Path) -> AdversarialSet:
-    """The resized, 8-bit clean images every attack starts from."""
-    return AdversarialSet(CLEAN, None, 0.0, run_dir / "sets" / CLEAN)
-
-
-def attack_source(attack: Component) -> str:
-    """The source named in reports: the feature extractor of a label-free attack (``vgg16:conv3_3``), or
-    ``precomputed`` for images made elsewhere."""
-    if attack.name == PRECOMPUTED:
-        return PRECOMPUTED
-    if attack.name == CDA:
-        return f"cda:{Path(attack.params['weights']).stem}"
-    params = {**SSP_DEFAULTS, **attack.params}
-    return f"{params['backbone']}:{params['layer']}"
-
-
-def batch_generator(seed: int, key: str, batch_number: int) -> torch.Generator:
-    """A CPU generator seeded from the run seed, the set and the batch number (independent of process count)."""
-    digest = hashlib.sha256(f"{seed}/{key}/{batch_number}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+# run(x, labels, targets, generator, positions) -> x_adv on a batch of clean images in [0, 1]
+AttackRun = Callable[[torch.Tensor, "torch.Tensor | None", "torch.Tensor | None", torch.Generator, range], torch.Tensor]
 
 
 class Crafter:
-    """Runs one set's attack on batches of clean images.
+    """Runs the attack of each set on its clean images; one per protocol run, sharing the model bank.
 
     Args:
-        models: the shared :class:`ModelBank`.
-        image_shape: ``(3, H, W)`` of the clean images (FFF's universal perturbation has this shape).
-        seed: the run seed.
+        models: the shared :class:`ModelBank` (source classifiers, feature extractors).
+        seed: the run seed (FFF's universal perturbation is drawn from it).
+        image_size: the side of the square clean images (classification protocol), or ``None`` for images
+            that keep their own sizes (cross-task protocol: a precomputed image must then have its clean
+            image's size, and FFF, one universal perturbation of one shape, cannot run).
     """
 
-    def __init__(self, models: ModelBank, image_shape: tuple[int, int, int], seed: int) -> None:
+    def __init__(self, models: ModelBank, seed: int, image_size: int | None = None) -> None:
         self.models = models
-        self.image_shape = image_shape
         self.seed = seed
+        self.image_size = image_size
         self.universal: dict[str, torch.Tensor] = {}
 
-    def attack(self, adversarial_set: AdversarialSet, stems: list[str]) -> Callable[..., torch.Tensor]:
-        """``run(x, labels, targets, generator, positions) -> x_adv`` for ``adversarial_set``.
+    def maker(self, image_set: ImageSet, clean: ImageSet, stems: Sequence[str], labels: torch.Tensor | None = None,
+              targets: torch.Tensor | None = None) -> BatchMaker:
+        """``make(positions, generator)``: the attacked images of ``stems[positions]``, read from ``clean``.
 
-        ``positions`` are the batch's places in ``stems``; a ``precomputed`` attack reads
-        ``<folder>/<stem>.png`` (any image suffix), resized like the clean images and clipped into the eps ball.
+        Args:
+            image_set: the set to craft (its attack, eps and source).
+            clean: the set of clean images the attack starts from.
+            stems: the images' names, in the set's order.
+            labels, targets: ``(N,)`` true and target classes by position, for attacks that use them (``None``
+                when the images have none).
         """
-        attack = adversarial_set.attack
-        eps = adversarial_set.eps / 255
+        attack = self._attack(image_set, stems)
+        clean_paths = clean.paths(stems)
+
+        def make(positions: range, generator: torch.Generator) -> torch.Tensor:
+            x = read_batch([clean_paths[i] for i in positions]).to(self.models.device)
+            y = None if labels is None else labels[list(positions)].to(x.device)
+            t = None if targets is None else targets[list(positions)].to(x.device)
+            return attack(x, y, t, generator, positions)
+
+        return make
+
+    def identity(self, image_set: ImageSet, stems: Sequence[str]) -> Any:
+        """What the set is crafted on, as plain values for its record: the source classifier, SSP's or FFF's
+        feature extractor, CDA's generator file, or the precomputed files of ``stems``."""
+        attack = image_set.attack
+        if attack.name not in LABEL_FREE_ATTACKS:
+            return self.models.identity(image_set.source)
+        if attack.name == PRECOMPUTED:
+            folder = precomputed_folder(attack, image_set.eps)
+            found = [find_precomputed(folder, stem) for stem in stems]
+            return {"folder": str(folder), "files": [None if path is None else file_sha256(path) for path in found]}
+        if attack.name == CDA:
+            return {"generator": file_sha256(Path(attack.params["weights"])), "inception": attack.params.get("inception", False)}
+        params = {**SSP_DEFAULTS, **attack.params}
+        layer = params["layer"] if attack.name == "ssp" else ",".join(params.get("layers") or ["default"])
+        return self.models.extractor_identity(params["backbone"], layer, params.get("backbone_weights"))
+
+    def _attack(self, image_set: ImageSet, stems: Sequence[str]) -> AttackRun:
+        attack = image_set.attack
+        eps = image_set.eps / 255
         params = dict(attack.params)
         if attack.name == PRECOMPUTED:
-            return self._precomputed(Path(params["folder"]), stems, eps)
+            folder = precomputed_folder(attack, image_set.eps)
+            return lambda x, y, t, g, positions: read_precomputed(folder, [stems[i] for i in positions], x, eps,
+                                                                  self.image_size)
         if attack.name == "ssp":
             extractor = self._extractor(params)
             return lambda x, y, t, g, positions: ssp(x, extractor, eps=eps, generator=g, **params)
         if attack.name == "fff":
-            return lambda x, y, t, g, positions: apply_universal(x, self._universal(adversarial_set, params))
+            return lambda x, y, t, g, positions: apply_universal(x, self._universal(image_set, params))
         if attack.name == CDA:
             network = load_cda_generator(params["weights"], params.get("inception", False), self.models.device)
             return lambda x, y, t, g, positions: cda(x, network, eps=eps)
         function = get_attack(attack.name)
-        model = self.models.classifier(adversarial_set.source)
+        model = self.models.classifier(image_set.source)
         use_dataset_targets = params.get("target") == "dataset"
         if use_dataset_targets:
             params.pop("target")
@@ -159,31 +123,19 @@ class Crafter:
 
         return run
 
-    def _precomputed(self, folder: Path, stems: list[str], eps: float) -> Callable[..., torch.Tensor]:
-
-        def find(stem: str) -> Path:
-            for suffix in IMAGE_SUFFIXES:
-                if (folder / f"{stem}{suffix}").is_file():
-                    return folder / f"{stem}{suffix}"
-            raise InputError(f"precomputed adversarial image for '{stem}' not found in {folder}")
-
-        def run(x: torch.Tensor, y, t, g, positions: range) -> torch.Tensor:
-            stored = read_batch([find(stems[i]) for i in positions], x.shape[-1]).to(x.device)
-            return torch.minimum(torch.maximum(stored, x - eps), x + eps).clamp(0, 1)
-
-        return run
-
     def _extractor(self, params: dict[str, Any]) -> torch.nn.Module:
         settings = {**SSP_DEFAULTS, **{key: params.pop(key) for key in SSP_MODEL_KEYS if key in params}}
         return self.models.feature_extractor(settings["backbone"], settings["layer"], settings.get("backbone_weights"))
 
-    def _universal(self, adversarial_set: AdversarialSet, params: dict[str, Any]) -> torch.Tensor:
-        if adversarial_set.key not in self.universal:
+    def _universal(self, image_set: ImageSet, params: dict[str, Any]) -> torch.Tensor:
+        if image_set.key not in self.universal:
+            if self.image_size is None:
+                raise InputError(f"attack {image_set.attack_label}: FFF's universal perturbation needs images of one size")
             extractor = self._extractor_layers(params)
-            generator = batch_generator(self.seed, adversarial_set.key, 0)
-            self.universal[adversarial_set.key] = fff(extractor, self.image_shape, eps=adversarial_set.eps / 255,
-                                                      generator=generator, **params)
-        return self.universal[adversarial_set.key]
+            generator = batch_generator(self.seed, image_set.key, 0)
+            self.universal[image_set.key] = fff(extractor, (3, self.image_size, self.image_size), eps=image_set.eps / 255,
+                                                generator=generator, **params)
+        return self.universal[image_set.key]
 
     def _extractor_layers(self, params: dict[str, Any]) -> torch.nn.Module:
         backbone = params.pop("backbone", "vgg16")
@@ -191,13 +143,40 @@ class Crafter:
         return vgg_activations(model.to(self.models.device), params.pop("layers", None), mean, std)
 
 
-def write_set(adversarial_set: AdversarialSet, stems: list[str], positions: range, images: torch.Tensor) -> None:
-    """Store one batch of a set (each file atomically)."""
-    for position, image in zip(positions, images):
-        write_image(image, adversarial_set.folder / f"{stems[position]}.png", png_compression=STORED_PNG_COMPRESSION)
+def precomputed_folder(attack: Component, eps: float) -> Path:
+    """The folder of a precomputed attack at ``eps`` (0-255 units; ``{eps}`` in its name filled in)."""
+    return Path(str(attack.params["folder"]).replace("{eps}", f"{eps:g}"))
 
 
-def finish_set(adversarial_set: AdversarialSet, count: int) -> None:
-    """Write the manifest that marks a set complete."""
-    close_set_folder(adversarial_set.folder, adversarial_set.record, source=adversarial_set.source,
-                     attack=adversarial_set.attack_label, eps=adversarial_set.eps, images=count)
+def find_precomputed(folder: Path, stem: str) -> Path | None:
+    """The file of ``stem`` in ``folder`` with any image suffix, or ``None``."""
+    return next((folder / f"{stem}{suffix}" for suffix in IMAGE_SUFFIXES if (folder / f"{stem}{suffix}").is_file()), None)
+
+
+def read_precomputed(folder: Path, stems: Sequence[str], clean: torch.Tensor, eps: float,
+                     size: int | None = None) -> torch.Tensor:
+    """The images made elsewhere for ``stems``, clipped into the eps ball of their clean images.
+
+    Args:
+        folder: where they are, one per stem (any image suffix).
+        stems: the images' names, in batch order.
+        clean: ``(B, 3, H, W)`` their clean images in [0, 1].
+        eps: the L-inf budget in [0, 1] units.
+        size: resize each like the square clean images (:func:`~nrp.eval.datasets.resize_square`), or ``None``:
+            each must already have its clean image's size.
+
+    Raises:
+        InputError: a missing image, or one of another size than its clean image.
+    """
+    images = []
+    for stem, x in zip(stems, clean):
+        path = find_precomputed(folder, stem)
+        if path is None:
+            raise InputError(f"precomputed adversarial image for '{stem}' not found in {folder}")
+        image = read_image(path) if size is None else resize_square(read_image(path), size)
+        if image.shape != x.shape:
+            raise InputError(f"{path} is {tuple(image.shape[-2:])} (H, W) but its clean image is {tuple(x.shape[-2:])}; "
+                             f"precomputed images must keep the clean images' sizes")
+        images.append(image)
+    stored = torch.stack(images).to(clean.device)
+    return torch.minimum(torch.maximum(stored, clean - eps), clean + eps).clamp(0, 1)

@@ -3,8 +3,10 @@ on clean and label-free adversarial images behind each defense.
 
 Stages, each resumable:
 
-1. the images of the ``cross_task`` section are listed (:func:`~nrp.eval.cross_task_sets.load_task_images`);
-2. every (attack, eps) set is stored as PNG (:func:`~nrp.eval.cross_task_sets.store_set`);
+1. the images of the ``cross_task`` section are listed (:func:`~nrp.eval.cross_task_images.load_task_images`);
+2. every (attack, eps) set is crafted one image at a time (images keep their own sizes) and stored as PNG by the
+   store both protocols use (:func:`~nrp.eval.sets.store_set`, attacks by :class:`~nrp.eval.crafting.Crafter`),
+   under ``RUN/cross_task/sets/<attack>/eps<eps>/``; the clean images are read from their own files;
 3. every (set, defense, model) is scored — the clean images read from their own files — and the scores are kept
    as ``RUN/cross_task/scores/<set>/<defense>/<model>.json`` (written atomically) with the fingerprint of what
    shaped them (set, defense name, parameters and tensors, model identity, seed, versions), so re-runs skip them
@@ -17,6 +19,8 @@ randomised defense draws from the global RNG seeded by (run seed, set, defense, 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -29,21 +33,23 @@ from torch import nn
 from nrp.errors import InputError
 from nrp.eval.artefacts import folder_name, stamped, write_json
 from nrp.eval.coco import CocoDataset, read_mask
+from nrp.eval.components import CROSS_TASK
 from nrp.eval.config import EvalConfig
-from nrp.eval.crafting import batch_generator
+from nrp.eval.crafting import Crafter
 from nrp.eval.cross_task_config import CrossTaskConfig
-from nrp.eval.cross_task_sets import TaskImage, TaskSet, load_task_images, plan_task_sets, store_set
+from nrp.eval.cross_task_images import TaskImage, load_task_images
 from nrp.eval.detection import DetectionScorer, detect
 from nrp.eval.models import ModelBank
-from nrp.eval.protocol import ProgressFactory, silent_progress
-from nrp.eval.records import defense_identity
+from nrp.eval.progress import ProgressFactory, silent_progress
+from nrp.eval.records import defense_identity, set_record, task_clean_record
 from nrp.eval.segmentation import SegmentationScorer, segment
+from nrp.eval.sets import ImageSet, batch_generator, clean_set, plan_sets, store_set
 from nrp.fingerprint import fingerprint, module_identity, numerics_versions
 from nrp.io import read_image
 
 logger = logging.getLogger(__name__)
 
-FOLDER = "cross_task"
+FOLDER = CROSS_TASK
 TASK_OF_METRIC: dict[str, str] = {
     "bbox_map50": "detection",
     "segm_map50": "instance_segmentation",
@@ -88,9 +94,13 @@ def run_cross_task(
     run_dir = Path(config.out) / FOLDER
     images, coco = load_task_images(cross)
     bank = ModelBank(device, {**config.model_weights, **cross.weights}, models)
-    sets = plan_task_sets(run_dir, cross, images, bank, config.seed)
+    crafter = Crafter(bank, config.seed)
+    stems = [image.stem for image in images]
+    sets = plan_task_sets(run_dir, cross, images, crafter, config.seed)
     for task_set in sets[1:]:
-        store_set(task_set, images, bank.feature_extractor, config.seed, device, progress, config.stale)
+        store_set(task_set, stems, functools.partial(crafter.maker, task_set, sets[0], stems), config.seed, None,
+                  progress=progress, policy=config.stale,
+                  description=f"cross-task {task_set.attack_label} eps {task_set.eps:g}")
     components = {component.label: component for component in config.defense_components()}
     identities = {label: defense_identity(components[label].name, components[label].params, module)
                   if label in components else module_identity(module) for label, module in chosen.items()}
@@ -99,10 +109,22 @@ def run_cross_task(
         scores = score_set(task_set, images, coco, chosen, identities, cross, bank, run_dir, config.seed, progress,
                            config.stale)
         for (defense, model), (values, stamp) in scores.items():
-            rows.extend({"task": TASK_OF_METRIC[metric], "attack": task_set.label, "eps": task_set.eps,
+            rows.extend({"task": TASK_OF_METRIC[metric], "attack": task_set.attack_label, "eps": task_set.eps,
                          "defense": defense, "model": model, "metric": metric, "value": value, "fingerprint": stamp}
                         for metric, value in values.items())
     return rows
+
+
+def plan_task_sets(run_dir: Path, cross: CrossTaskConfig, images: list[TaskImage], crafter: Crafter,
+                   seed: int) -> list[ImageSet]:
+    """The clean images (read in place), then every (attack, eps) set under ``run_dir/sets``, each with its record."""
+    stems = [image.stem for image in images]
+    clean = dataclasses.replace(clean_set(run_dir, CROSS_TASK, {image.stem: image.path for image in images}),
+                                record=task_clean_record(images))
+    sets = [dataclasses.replace(s, record=set_record(clean.fingerprint, s.key, s.attack_record(), s.eps,
+                                                     crafter.identity(s, stems), seed, kind="cross_task_set"))
+            for s in plan_sets(run_dir, cross.attack_components(), cross.eps)]
+    return [clean, *sets]
 
 
 def _choose_defenses(cross: CrossTaskConfig, defenses: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
@@ -115,13 +137,13 @@ def _choose_defenses(cross: CrossTaskConfig, defenses: Mapping[str, nn.Module]) 
     return {label: defenses[label] for label in cross.defenses}
 
 
-def score_path(run_dir: Path, task_set: TaskSet, defense: str, model: str) -> Path:
+def score_path(run_dir: Path, task_set: ImageSet, defense: str, model: str) -> Path:
     """Where the scores of ``model`` behind ``defense`` on ``task_set`` are kept."""
     return run_dir / "scores" / task_set.relative / folder_name(defense) / f"{folder_name(model)}.json"
 
 
 def score_set(
-    task_set: TaskSet,
+    task_set: ImageSet,
     images: list[TaskImage],
     coco: CocoDataset | None,
     defenses: Mapping[str, nn.Module],
@@ -155,9 +177,10 @@ def score_set(
         (defense, name): DetectionScorer(coco) if name in cross.detectors else SegmentationScorer(cross.num_classes)
         for defense, todo in missing.items() for name in todo
     }
-    with torch.no_grad(), progress(f"cross-task scores {task_set.label} eps {task_set.eps:g}", len(images)) as bar:
-        for image in images:
-            x = read_image(task_set.path(image)).to(models.device)[None]
+    paths = task_set.paths([image.stem for image in images])
+    with torch.no_grad(), progress(f"cross-task scores {task_set.attack_label} eps {task_set.eps:g}", len(images)) as bar:
+        for image, path in zip(images, paths):
+            x = read_image(path).to(models.device)[None]
             target = _target_mask(image, x)
             for defense, todo in missing.items():
                 with torch.random.fork_rng(devices=[]):

@@ -27,8 +27,8 @@ from nrp.attacks import ssp
 from nrp.attacks.registry import get_attack
 from nrp.errors import InputError
 from nrp.eval.components import SSP_DEFAULTS
-from nrp.eval.crafting import batch_generator
 from nrp.eval.models import ModelBank
+from nrp.eval.sets import batch_generator
 from nrp.units import PIXEL_SCALE
 
 BUDGET_RULE = "eps/steps"  # each point spends the whole budget

@@ -20,20 +20,19 @@ from torch import nn
 
 from nrp.atomic import atomic_path
 from nrp.eval.artefacts import folder_name, stamped
-from nrp.eval.crafting import AdversarialSet, batch_generator
 from nrp.eval.datasets import batch_ranges, read_batch
+from nrp.eval.sets import ImageSet, batch_generator
 from nrp.fingerprint import fingerprint
 
 TOP_K = 5
 
 
-def prediction_path(run_dir: Path, adversarial_set: AdversarialSet, defense: str, target: str) -> Path:
+def prediction_path(run_dir: Path, adversarial_set: ImageSet, defense: str, target: str) -> Path:
     """Where the predictions of ``target`` behind ``defense`` on ``adversarial_set`` are stored."""
-    relative = adversarial_set.folder.relative_to(run_dir / "sets")
-    return run_dir / "predictions" / relative / folder_name(defense) / f"{folder_name(target)}.pt"
+    return run_dir / "predictions" / adversarial_set.relative / folder_name(defense) / f"{folder_name(target)}.pt"
 
 
-def missing_pairs(run_dir: Path, adversarial_set: AdversarialSet, records: Mapping[tuple[str, str], dict[str, Any]],
+def missing_pairs(run_dir: Path, adversarial_set: ImageSet, records: Mapping[tuple[str, str], dict[str, Any]],
                   policy: str = "recompute") -> dict[str, list[str]]:
     """``{defense: [targets]}`` whose predictions on the set are not stored under their record yet.
 
@@ -50,7 +49,7 @@ def missing_pairs(run_dir: Path, adversarial_set: AdversarialSet, records: Mappi
 
 
 def predict_set(
-    adversarial_set: AdversarialSet,
+    adversarial_set: ImageSet,
     stems: list[str],
     pairs: dict[str, list[str]],
     defenses: dict[str, nn.Module],

@@ -1,9 +1,11 @@
-"""What shaped each stored artefact of the classification protocol, as plain-value records to fingerprint.
+"""What shaped each stored artefact of the evaluation protocols, as plain-value records to fingerprint.
 
 * the clean set: the image files (relative path and SHA-256), ``image_size`` and the resize that stores them;
+  for the cross-task protocol, the files read in place (SHA-256 of each image and mask, COCO ids);
 * an adversarial set: the clean set's fingerprint, the attack (name, parameters, label, which seeds its
   random draws), eps, the source model (zoo name, upstream, weights file hash, preprocessing; a user's module by
-  a hash of its tensors), the labels it was told, the seed and batching;
+  a hash of its tensors; a feature extractor; precomputed files' SHA-256), the seed, and for the
+  classification protocol the labels it was told and the batching;
 * a prediction file: the set's fingerprint, the defense (name, parameters, a hash of its module's tensors),
   the target model, the seed and batching;
 * a report row: its prediction file, the clean prediction file its fooling rate compares with, and the labels.
@@ -13,12 +15,16 @@ Each record also holds :func:`~nrp.fingerprint.numerics_versions`.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from nrp.eval.datasets import CLEAN_RESIZE, EvalImages
 from nrp.fingerprint import file_sha256, fingerprint, module_identity, numerics_versions
+
+if TYPE_CHECKING:
+    from nrp.eval.cross_task_images import TaskImage
 
 
 def clean_record(images: EvalImages, image_size: int) -> dict[str, Any]:
@@ -32,11 +38,21 @@ def labels_fingerprint(images: EvalImages) -> str:
     return fingerprint([images.labels, images.targets])
 
 
-def set_record(clean: str, key: str, attack: dict[str, Any], eps: float, source: Any, labels: str, seed: int,
-               batch_size: int) -> dict[str, Any]:
-    """One adversarial set (``clean``: the clean set's fingerprint; ``source``: the identity of what it was crafted on)."""
-    return {"kind": "adversarial", "clean": clean, "key": key, "attack": attack, "eps": eps, "source": source,
-            "labels": labels, "seed": seed, "batch_size": batch_size, "numerics": numerics_versions()}
+def set_record(clean: str, key: str, attack: dict[str, Any], eps: float, source: Any, seed: int,
+               kind: str = "adversarial", **task: Any) -> dict[str, Any]:
+    """One adversarial set of either protocol (``clean``: the clean set's fingerprint; ``source``: the identity of
+    what it was crafted on; ``kind``: ``adversarial``, or ``cross_task_set`` for the cross-task protocol's sets;
+    ``task``: what else shaped it, the classification protocol's ``labels`` and ``batch_size``)."""
+    return {"kind": kind, "clean": clean, "key": key, "attack": attack, "eps": eps, "source": source, "seed": seed,
+            **task, "numerics": numerics_versions()}
+
+
+def task_clean_record(images: Sequence[TaskImage]) -> dict[str, Any]:
+    """The cross-task protocol's clean images, read in place: each stem, file and SHA-256, COCO id, mask's SHA-256."""
+    return {"kind": "cross_task_clean",
+            "images": [[image.stem, str(image.path), file_sha256(image.path), image.image_id,
+                        None if image.mask is None else file_sha256(image.mask)] for image in images],
+            "numerics": numerics_versions()}
 
 
 def defense_identity(name: str, params: dict[str, Any], module: nn.Module) -> dict[str, Any]:

@@ -13,12 +13,13 @@ from torch import nn
 from nrp.eval.artefacts import write_json
 from nrp.eval.components import NO_DEFENSE
 from nrp.eval.config import EvalConfig
-from nrp.eval.crafting import AdversarialSet
 from nrp.eval.curves import CurveConfig, eps_curve, iteration_curves
 from nrp.eval.datasets import batch_ranges, read_batch
 from nrp.eval.predictions import load_predictions, prediction_path
-from nrp.eval.protocol import ClassificationRun, ProgressFactory, run_classification, silent_progress
+from nrp.eval.progress import ProgressFactory, silent_progress
+from nrp.eval.protocol import ClassificationRun, run_classification
 from nrp.eval.records import defense_identity
+from nrp.eval.sets import ImageSet
 from nrp.eval.reports.examples import choose_examples
 from nrp.eval.reports.grid import CORRECT, WRONG, image_grid
 from nrp.eval.reports.html import Figure
@@ -83,7 +84,7 @@ def write_grid(run: ClassificationRun, config: EvalConfig, path: Path) -> Figure
     target_name = config.targets[0]
     stems = run.images.stems()
 
-    def stored(adversarial_set: AdversarialSet, label: str | None) -> list[int]:
+    def stored(adversarial_set: ImageSet, label: str | None) -> list[int]:
         if label is None:  # no undefended target in the run: predict here
             return _predictions(run, adversarial_set, stems, target_name, config.batch_size)
         return load_predictions(prediction_path(Path(config.out), adversarial_set, label, target_name))[:, 0].tolist()
@@ -117,7 +118,7 @@ def write_grid(run: ClassificationRun, config: EvalConfig, path: Path) -> Figure
     return Figure(path, caption)
 
 
-def _predictions(run: ClassificationRun, adversarial_set: AdversarialSet, stems: list[str], target: str,
+def _predictions(run: ClassificationRun, adversarial_set: ImageSet, stems: list[str], target: str,
                  batch_size: int) -> list[int]:
     """The undefended ``target``'s top-1 on every image of ``adversarial_set``."""
     model, paths, predictions = run.models.classifier(target), adversarial_set.paths(stems), []
