@@ -16,15 +16,13 @@ Each record also holds :func:`~nrp.fingerprint.numerics_versions`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
+from nrp.eval.cross_task_images import TaskImage
 from nrp.eval.datasets import CLEAN_RESIZE, EvalImages
 from nrp.fingerprint import file_sha256, fingerprint, module_identity, numerics_versions
-
-if TYPE_CHECKING:
-    from nrp.eval.cross_task_images import TaskImage
 
 
 def clean_record(images: EvalImages, image_size: int) -> dict[str, Any]:

@@ -10,21 +10,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from nrp.distributed import setup, teardown
+from nrp.eval.adaptive import adaptive_report
 from nrp.eval.artefacts import write_json
 from nrp.eval.components import NO_DEFENSE
 from nrp.eval.config import EvalConfig
+from nrp.eval.cross_task import run_cross_task
 from nrp.eval.curves import CurveConfig, eps_curve, iteration_curves
 from nrp.eval.datasets import batch_ranges, read_batch
 from nrp.eval.predictions import load_predictions, prediction_path
 from nrp.eval.progress import ProgressFactory, silent_progress
 from nrp.eval.protocol import ClassificationRun, run_classification
 from nrp.eval.records import defense_identity
-from nrp.eval.sets import ImageSet
+from nrp.eval.reports import write_report
 from nrp.eval.reports.examples import choose_examples
 from nrp.eval.reports.grid import CORRECT, WRONG, image_grid
 from nrp.eval.reports.html import Figure
+from nrp.eval.sets import ImageSet
 from nrp.fingerprint import fingerprint, numerics_versions
-from nrp.distributed import setup, teardown
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +59,9 @@ def run_evaluation(
         grids = [grid] if (grid := write_grid(run, config, out / GRID_FILE)) is not None else []
         curves = _curves(run, config, progress)
         cross_rows = _cross_task(config, run, progress)
-        from nrp.eval.reports import write_report
         files = write_report(out, run.rows, cross_rows, config.to_dict(), config.seed, grids, curves,
                              metrics=(config.metric, "fooling_rate"))
         if config.adaptive is not None:
-            from nrp.eval.adaptive import adaptive_report
             files.update(adaptive_report(config.adaptive, run, config.seed, context.device, out))
         return files
     finally:
@@ -173,5 +174,4 @@ def _iteration_curves(run: ClassificationRun, config: EvalConfig, progress: Prog
 def _cross_task(config: EvalConfig, run: ClassificationRun, progress: ProgressFactory) -> list[dict[str, Any]]:
     if not config.cross_task:
         return []
-    from nrp.eval.cross_task import run_cross_task
     return run_cross_task(config, run.defenses, run.models.device, progress)
