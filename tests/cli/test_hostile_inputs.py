@@ -182,7 +182,7 @@ REFUSED: list[tuple[str, Callable[[Context], list[str]], int, str]] = [
     # experiment files: the schema (every name, parameter and path before any work; exit code 2)
     ("eval eps text", lambda c: experiment(c, "eps: abc"), 2, "experiment.yaml: eps[0]: expected a finite number in [0, 255], got 'abc'"),
     ("eval eps 300", lambda c: experiment(c, "eps: [8, 300]"), 2, "experiment.yaml: eps[1]: expected a finite number in [0, 255], got 300"),
-    ("eval eps nan", lambda c: experiment(c, "eps: .nan"), 2, "eps[0]: expected a finite number in [0, 255], got nan"),
+    ("eval eps nan in the file", lambda c: experiment(c, "eps: .nan"), 2, "eps[0]: expected a finite number in [0, 255], got nan"),
     ("eval attacks 5", lambda c: experiment(c, "attacks: 5"), 2, "attacks: expected a list, each an attack name or a mapping"),
     ("eval targets 5", lambda c: experiment(c, "targets: 5"), 2, "targets: expected a non-empty list, each a model name"),
     ("eval targets empty", lambda c: experiment(c, "targets: []"), 2, "targets: expected a non-empty list, each a model name (models joined by '+': an ensemble), got an empty list"),
