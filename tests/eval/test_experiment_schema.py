@@ -116,6 +116,13 @@ def test_flags_are_named_as_flags(tmp_path):
         load_eval_config(path, {}, strict=True)
 
 
+def test_a_key_the_file_lacks_is_named_with_the_file(tmp_path):
+    path = tmp_path / "experiment.yaml"
+    path.write_text("out: run\ntargets: [resnet18]\n")
+    with pytest.raises(SchemaError, match=rf"^{re.escape(str(path))}: images: no evaluation images: set 'images'"):
+        load_eval_config(path, {})
+
+
 def test_validate_is_the_schema_for_python_configs():
     with pytest.raises(SchemaError, match=r"^batch_size: expected an integer >= 1, got 0$"):
         EvalConfig(images="x", out="y", targets=["m"], batch_size=0).validate()

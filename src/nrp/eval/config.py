@@ -87,7 +87,7 @@ def load_eval_config(path: str | os.PathLike | None, overrides: dict[str, Any], 
             file or the flag and the key).
     """
     values = read_config_mapping(path) if path is not None else {}
-    where = {key: str(path) for key in values}
+    where = {key: str(path) for key in ["", *values]} if path is not None else {}
     for key, value in overrides.items():
         if value is not None:
             values[key] = value

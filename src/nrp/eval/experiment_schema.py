@@ -435,7 +435,7 @@ def check_experiment(values: Mapping[str, Any], where: str | Mapping[str, str] =
     Args:
         values: the experiment's keys (dashes in keys are read as underscores).
         where: what the messages start with: the file's path, or per key where its value came from (a file's
-            path, or a flag such as ``--eps``).
+            path, or a flag such as ``--eps``), the key ``""`` naming where a key that is not set would go.
         options: how strictly (:class:`Options`).
 
     Raises:
@@ -448,7 +448,8 @@ def check_experiment(values: Mapping[str, Any], where: str | Mapping[str, str] =
     options = dataclasses.replace(options, eps=eps)
     checked, problems = experiment_section(options).check_all(values, "")
     if problems:
-        origin = where if isinstance(where, str) else where.get(problems[0].path.split(".")[0].split("[")[0], "")
+        top = problems[0].path.split(".")[0].split("[")[0]
+        origin = where if isinstance(where, str) else where.get(top) or where.get("", "")
         raise SchemaError(problems, origin)
     return checked
 
