@@ -1,9 +1,11 @@
 """An assembled attack has its template's parameters plus its knobs', and hands each call's values to its run."""
 
+import importlib
 import inspect
 import typing
 
 import pytest
+import torch
 
 from nrp.attacks import admix, bsr, fia, ilpd, mi_fgsm, naa
 from nrp.attacks.assembled import assemble
@@ -53,3 +55,26 @@ def test_type_hints_resolve_so_experiment_files_are_checked_by_type():
     hints = typing.get_type_hints(fia)
     assert hints["steps"] is int and hints["layer"] is str and hints["drop_prob"] is float
     assert typing.get_type_hints(admix)["portion"] is float
+
+
+LABELS = torch.tensor([0, 3, 5, 9])
+
+
+def test_each_knob_reaches_its_attack(classifier64, make_images, monkeypatch):
+    x = make_images(0, dtype=torch.float64)
+    plain = mi_fgsm(classifier64, x, LABELS)
+    # Known answers: one unscaled copy with no admixture is the image itself; coef 1 leaves the layer alone.
+    assert torch.equal(admix(classifier64, x, LABELS, copies=1, scales=1, portion=0.0), plain)
+    assert torch.equal(ilpd(classifier64, x, LABELS, layer="3", coef=1.0), plain)
+    assert not torch.equal(admix(classifier64, x, LABELS, copies=1, scales=2, portion=0.0), plain)
+    torch.manual_seed(0)
+    default = fia(classifier64, x, LABELS, layer="3")
+    torch.manual_seed(0)
+    assert not torch.equal(fia(classifier64, x, LABELS, layer="3", drop_prob=0.0), default)
+    assert not torch.equal(naa(classifier64, x, LABELS, layer="3", path_steps=3), naa(classifier64, x, LABELS, layer="3"))
+    bsr_module = importlib.import_module("nrp.attacks.bsr")  # the attribute nrp.attacks.bsr is the function
+    seen = []
+    real = bsr_module.bsr_copies
+    monkeypatch.setattr(bsr_module, "bsr_copies", lambda x_t, **kw: seen.append(kw) or real(x_t, **kw))
+    bsr(classifier64, x, LABELS, steps=1, copies=2, blocks=2, max_angle=5.0)
+    assert [{k: v for k, v in kw.items() if k != "generator"} for kw in seen] == [{"copies": 2, "blocks": 2, "max_angle": 5.0}]

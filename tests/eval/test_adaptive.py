@@ -120,3 +120,16 @@ def test_an_adaptive_block_without_a_source_for_table3_is_refused():
                                                                       "attacks": [{"kind": "table3"}]})
     with pytest.raises(InputError, match="a table3 attack needs 'source'"):
         config.validate()
+
+
+def test_autoattack_rows_pass_their_eot_draws_queries_and_steps_to_the_adapter(boundary_batch, monkeypatch):
+    import nrp.eval.adaptive as adaptive
+
+    x, y = boundary_batch
+    seen = []
+    monkeypatch.setattr(adaptive, "autoattack", lambda model, x, y, **kw: seen.append(kw) or x)
+    craft(AdaptiveAttack("autoattack", version="rand", eot=3, steps=4), nn.Identity(), BoundaryClassifier(), x, y, EPS,
+          torch.Generator())
+    craft(AdaptiveAttack("autoattack", queries=7), nn.Identity(), BoundaryClassifier(), x, y, EPS, torch.Generator())
+    assert [(kw["version"], kw["eot_draws"], kw["steps"], kw["queries"]) for kw in seen] == [
+        ("rand", 3, 4, 5000), ("standard", 20, 10, 7)]
