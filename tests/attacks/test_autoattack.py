@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from nrp.attacks import DefendedModel, autoattack
+from nrp.attacks import DefendedModel, apgd, autoattack
 from nrp.errors import InputError
 
 torchattacks = pytest.importorskip("torchattacks")
@@ -68,6 +68,25 @@ def test_steps_and_queries_reach_every_member(classifier, make_images, monkeypat
     monkeypatch.setattr(torchattacks.MultiAttack, "forward", spy)
     autoattack(classifier, make_images(2), LABELS, eps=EPS, num_classes=10, steps=3, queries=7)  # wrong labels: fast
     assert seen == [(3, None), (3, None), (3, None), (None, 7)]  # APGD-CE, APGD-T, FAB-T; Square counts queries
+
+
+@pytest.mark.parametrize("loss, eot", [("ce", 1), ("dlr", 3)])
+def test_apgd_equals_torchattacks_apgd_directly_and_with_eot_through_a_randomised_defense(classifier, make_images,
+                                                                                          loss, eot):
+    x = make_images(5)
+    y = classifier(x).argmax(1)
+    model = classifier if eot == 1 else DefendedModel(NoisyDefense(), classifier, gradient="full")
+    torch.manual_seed(6)
+    theirs = torchattacks.APGD(model, norm="Linf", eps=EPS, steps=4, n_restarts=1, seed=2, loss=loss, eot_iter=eot)(x, y)
+    torch.manual_seed(6)
+    ours = apgd(model, x, y, eps=EPS, loss=loss, steps=4, eot_draws=eot, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(ours, theirs)
+    assert (ours - x).abs().max() <= EPS + 1e-6 and not torch.equal(ours, x)
+
+
+def test_unknown_apgd_losses_are_refused(classifier, make_images):
+    with pytest.raises(InputError, match="unknown APGD loss 'cw'; known: ce, dlr"):
+        apgd(classifier, make_images(3), loss="cw")
 
 
 def test_unknown_versions_are_refused(classifier, make_images):

@@ -10,7 +10,7 @@ from nrp.errors import InputError
 
 PAPER_NAMES = ["fgsm", "r_fgsm", "i_fgsm", "pgd", "mi_fgsm", "dim", "ti_fgsm", "mi_ti_fgsm", "dim_ti_fgsm",
                "mi_dim_ti_fgsm", "fff", "ssp", "cda"]
-LATER_NAMES = ["fia", "naa", "ilpd", "bsr", "admix", "autoattack"]  # feature-level and input-transformation transfer attacks
+LATER_NAMES = ["fia", "naa", "ilpd", "bsr", "admix", "autoattack", "apgd"]  # feature-level and input-transformation transfer attacks
 FEATURE_LEVEL = {"fia", "naa", "ilpd"}
 
 
@@ -28,14 +28,14 @@ def test_classifier_attacks_share_one_calling_convention(name):
     assert all(p.kind is p.KEYWORD_ONLY for p in parameters[4:])
     if name in FEATURE_LEVEL:  # untargeted by design, on a named layer
         assert "layer" in {p.name for p in parameters[4:]} and "target" not in {p.name for p in parameters}
-    elif name == "autoattack":  # untargeted (APGD-T and FAB-T choose their own targets)
+    elif name in ("autoattack", "apgd"):  # untargeted (APGD-T and FAB-T choose their own targets)
         assert "generator" in {p.name for p in parameters[4:]} and "target" not in {p.name for p in parameters}
     else:
         assert {"target", "generator"} <= {p.name for p in parameters[4:]}
 
 
 def test_unknown_names_raise_with_the_known_ones():
-    with pytest.raises(InputError, match=r"unknown attack 'mifgsm'; known: admix, autoattack, bsr, cda, dim, dim_ti_fgsm, fff, fgsm, fia, i_fgsm"):
+    with pytest.raises(InputError, match=r"unknown attack 'mifgsm'; known: admix, apgd, autoattack, bsr, cda, dim, dim_ti_fgsm, fff, fgsm, fia, i_fgsm"):
         get_attack("mifgsm")
 
 

@@ -8,7 +8,7 @@ are arguments. :data:`ATTACKS` maps each lower-case name to its function.
 """
 
 from nrp.attacks.admix import admix, admix_copies
-from nrp.attacks.autoattack import autoattack
+from nrp.attacks.autoattack import apgd, autoattack
 from nrp.attacks.bsr import bsr, bsr_copies
 from nrp.attacks.cda import cda, load_cda_generator
 from nrp.attacks.cda_arch import CDAGenerator
@@ -38,6 +38,7 @@ __all__ = [
     "LayerOutput",
     "admix",
     "admix_copies",
+    "apgd",
     "autoattack",
     "bsr",
     "bsr_copies",
