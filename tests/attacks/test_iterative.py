@@ -12,7 +12,7 @@ from nrp.errors import InputError
 
 CLASSIFIER_ATTACKS = sorted(name for name in ATTACKS if name not in ("ssp", "fff", "cda"))
 FEATURE_LEVEL = {"fia", "naa", "ilpd"}  # untargeted by design; they attack a named layer
-UNTARGETED = FEATURE_LEVEL | {"autoattack"}
+UNTARGETED = FEATURE_LEVEL | {"autoattack", "apgd"}
 TARGETED_ATTACKS = sorted(set(CLASSIFIER_ATTACKS) - UNTARGETED)
 
 
@@ -49,7 +49,7 @@ def reference_attack(model, x, y, eps, step_size, steps, momentum=0.0, kernel=No
     return x_adv
 
 
-@pytest.mark.parametrize("name", sorted(set(CLASSIFIER_ATTACKS) - {"autoattack"}))  # float32 only: test_autoattack.py
+@pytest.mark.parametrize("name", sorted(set(CLASSIFIER_ATTACKS) - {"autoattack", "apgd"}))  # float32 only: test_autoattack.py
 @pytest.mark.parametrize("eps", [0.0, 1 / 255, 8 / 255, 16 / 255, 0.5])
 def test_every_attack_stays_in_the_eps_ball_and_the_unit_interval(name, eps, classifier64, make_images):
     x = make_images(0, dtype=torch.float64)

@@ -193,7 +193,7 @@ REFUSED: list[tuple[str, Callable[[Context], list[str]], int, str]] = [
     ("eval huge seed", lambda c: experiment(c, f"seed: {HUGE_SEED}"), 2, f"seed: expected an integer in [0, 9223372036854775807], got {HUGE_SEED}"),
     ("eval unknown key", lambda c: experiment(c, "epss: [8]"), 2, "experiment.yaml: epss: unknown key; known: images, labels, label_offset"),
     ("eval dashed key", lambda c: experiment(c, "batch-size: 0"), 2, "batch_size: expected an integer >= 1, got 0"),
-    ("eval unknown attack", lambda c: experiment(c, "attacks: [fgsn]"), 2, "attacks[0]: unknown attack 'fgsn'; known: admix, autoattack"),
+    ("eval unknown attack", lambda c: experiment(c, "attacks: [fgsn]"), 2, "attacks[0]: unknown attack 'fgsn'; known: admix, apgd, autoattack"),
     ("eval unknown attack parameter", lambda c: experiment(c, "attacks: [{name: fgsm, steps: 10}]"), 2, "attacks[0].steps: attack 'fgsm' takes no parameter 'steps'; accepted: label, target"),
     ("eval attack steps text", lambda c: experiment(c, "attacks: [{name: i_fgsm, steps: abc}]"), 2, "attacks[0].steps: expected an integer, got 'abc'"),
     ("eval attack steps 0", lambda c: experiment(c, "attacks: [{name: i_fgsm, steps: 0}]"), 2, "attacks[0].steps: steps must be an integer >= 1, got 0"),
