@@ -43,12 +43,12 @@ def admix_copies(
     if not portion >= 0.0:
         raise InputError(f"portion must be >= 0, got {portion}")
     device = generator.device if generator is not None else x.device
-    others = x.detach()
-    mixed = torch.cat([
-        x + portion * others[torch.randperm(x.shape[0], generator=generator, device=device).to(x.device)]
-        for _ in range(copies)
-    ])
-    return torch.cat([mixed * (1.0 / 2**i) for i in range(scales)])
+    # One permutation per copy, drawn in turn (torchattack's order); one gather and one broadcast product build
+    # all copies at once, instead of a product and a concatenation per copy and scale.
+    orders = torch.stack([torch.randperm(x.shape[0], generator=generator, device=device) for _ in range(copies)])
+    mixed = x + portion * x.detach()[orders.to(x.device)]  # (copies, B, C, H, W)
+    gammas = torch.tensor([1.0 / 2**i for i in range(scales)], dtype=x.dtype, device=x.device)
+    return (gammas.view(-1, 1, 1, 1, 1, 1) * mixed).flatten(0, 2)
 
 
 def _admix(arguments: dict[str, Any], knobs: dict[str, Any]) -> torch.Tensor:
