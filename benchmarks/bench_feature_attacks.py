@@ -8,17 +8,20 @@ use ``layer2``. The global generator is reseeded before each call, which aligns 
 Admix's permutations (the JSON's largest output difference shows it); BSR's draws cannot be aligned.
 
 "Time per step" at equal settings is time per call divided by the same number of steps for both, so the
-call ratio is the step ratio.
+call ratio is the step ratio. The headline is the median over rounds of the per-round ratio of process CPU
+seconds (``ratio cpu``), which other processes on a shared machine disturb less than wall time; run it with
+``--threads 1`` so that CPU time is one core's.
 
 Usage::
 
     python benchmarks/bench_feature_attacks.py                       # batch 2 at 224, 5 steps, 3 rounds
-    python benchmarks/bench_feature_attacks.py --out benchmarks/results/feature_attacks.json
+    OMP_NUM_THREADS=1 nice -n 12 python benchmarks/bench_feature_attacks.py --threads 1 --batch-size 1 --steps 3 --rounds 5
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
 
 import torch
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after one 1-step warm-up round")
+    parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=list(ATTACKS), help="a subset to time")
     add_run_arguments(parser, DEFAULT_OUT)
     args = parser.parse_args()
 
@@ -76,11 +80,12 @@ def main() -> None:
     model = torchvision.models.resnet18(weights=None).eval()
     x = torch.rand(args.batch_size, 3, args.image_size, args.image_size)
     y = torch.randint(0, 1000, (args.batch_size,))
+    names = tuple(args.attacks)
     warm_up = build_attacks(model, steps=1)
-    for name in ATTACKS:
+    for name in names:
         for library in LIBRARIES:
             timed(warm_up[name][library], x, y, args.seed)
-    rounds, largest_difference = time_rounds(build_attacks(model, args.steps), ATTACKS, LIBRARIES, x, y, args.rounds, args.seed)
+    rounds, largest_difference = time_rounds(build_attacks(model, args.steps), names, LIBRARIES, x, y, args.rounds, args.seed)
     settings = {
         "model": "torchvision resnet18, random weights, eval mode", "layer": LAYER,
         "batch_size": args.batch_size, "image_size": args.image_size, "steps": args.steps, "rounds": args.rounds,
@@ -88,10 +93,16 @@ def main() -> None:
         "fia": {"ensemble": 30, "drop_prob": 0.3}, "naa": {"path_steps": 30}, "ilpd": {"coef": 0.1, "sigma": 0.05},
         "bsr": {"copies": 20, "blocks": 3, "max_angle": 24}, "admix": {"scales": 5, "copies": 3, "portion": 0.2},
     }
-    results = summarise(rounds, settings, ATTACKS, LIBRARIES)
+    results = summarise(rounds, settings, names, LIBRARIES)
     results["largest_output_difference"] = largest_difference
     results["machine"] = {**info, "load_average_at_end": load_average()}
+    for name in names:  # CPU seconds per step, median over rounds
+        results["attacks"][name]["cpu_seconds_per_step"] = {
+            library: statistics.median(r[name][library]["cpu"] for r in rounds) / args.steps for library in LIBRARIES}
     print_table(results)
+    print("CPU seconds per step (median): " + ", ".join(
+        f"{name} {results['attacks'][name]['cpu_seconds_per_step']['nrp']:.3f}/"
+        f"{results['attacks'][name]['cpu_seconds_per_step']['torchattack']:.3f}" for name in names))
     write_json(args.out, results)
     print(f"wrote {args.out}")
 
