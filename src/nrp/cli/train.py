@@ -48,6 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--critic-width", type=int, help=f"critic base channels (default {DEFAULTS.critic_width})")
     add("--iterations", type=int, help=f"total iterations (default {DEFAULTS.iterations})")
     add("--batch-size", type=int, help=f"global batch size (default {DEFAULTS.batch_size})")
+    add("--updates-per-batch", type=int, help="extension: purifier and critic updates per crafted SSP batch; SSP does not depend "
+        f"on the purifier, so one crafted batch serves several updates (default {DEFAULTS.updates_per_batch}, as Algorithm 2)")
     add("--crop", type=int, help=f"random crop side (default {DEFAULTS.crop})")
     add("--resize", type=int, help=f"short side images are resized to before cropping (default {DEFAULTS.resize})")
     add("--perturbation", choices=PERTURBATIONS, help="ssp (default), gaussian (GNP ablation) or fgsm (FGSP ablation)")
@@ -80,6 +82,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "always float32 or wider")
     add("--sync-batchnorm", action=argparse.BooleanOptionalAction, default=None, help="under torchrun, normalise the critic's "
         "batch-norm over the global batch, as one process does (default on)")
+    add("--retain-heap", action=argparse.BooleanOptionalAction, default=None, help="keep freed memory in the process "
+        "(glibc malloc: no mmap per large block, no heap trimming) instead of faulting it in again each iteration; speed "
+        "only, the results are the same (default on)")
+    add("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="store networks and batches "
+        "channels-last (NHWC): faster CPU convolutions, above all with --precision bf16; results equal up to rounding "
+        "(default off)")
     add("--checkpoint-every", type=int, help=f"iterations between checkpoints (default {DEFAULTS.checkpoint_every})")
     add("--keep-checkpoints", type=int, help=f"checkpoints kept (default {DEFAULTS.keep_checkpoints})")
     add("--val-every", type=int, help=f"iterations between validations (default {DEFAULTS.val_every})")

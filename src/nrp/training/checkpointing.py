@@ -37,6 +37,7 @@ class TrainingState:
     rng: dict[str, Any]
     config: dict[str, Any]
     scalers: dict[str, Any] = field(default_factory=dict)  # float16 gradient scalers' states (empty otherwise)
+    cpu_seconds: float = 0.0  # CPU time (user + system) the training process spent up to here, over all resumes
 
 
 def checkpoint_path(folder: Path, iteration: int) -> Path:
@@ -62,6 +63,7 @@ def save_training_checkpoint(
         "rng": state.rng,
         "config": state.config,
         "scalers": state.scalers,
+        "cpu_seconds": state.cpu_seconds,
     }
     write_checkpoint(Checkpoint(state.purifier, architecture, arguments), path, extra=extra)
     for old in list_checkpoints(folder)[:-keep]:
@@ -90,6 +92,7 @@ def load_training_checkpoint(path: Path, map_location: str | torch.device = "cpu
             rng=payload["rng"],
             config=payload["config"],
             scalers=payload.get("scalers", {}),
+            cpu_seconds=payload.get("cpu_seconds", 0.0),
         )
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"{path} is not a training checkpoint of nrp (no {error})") from None

@@ -21,7 +21,12 @@ class TrainConfig:
 
     Pixel quantities (``eps``, ``ssp_step_size``, ``noise_std``) are in 0-255 units, as in the paper.
     Defaults follow Section 4.1: batch 16, 128x128 crops of images resized to 480, Adam at 1e-4 for both
-    networks, loss weights alpha=5e-3 (adversarial), gamma=1e-2 (pixel), lambda=1 (feature), eps 16.
+    networks, loss weights alpha=5e-3 (adversarial), gamma=1e-2 (pixel), lambda=1 (feature), eps 16, and one
+    purifier and one critic update per crafted batch (``updates_per_batch`` > 1 is an extension: see
+    :meth:`~nrp.training.trainer.Trainer.train_step`). ``retain_heap`` keeps freed memory in the process
+    (:func:`~nrp.training.allocator.retain_freed_memory`); it changes speed only, never results.
+    ``channels_last`` stores networks and batches channels-last (NHWC), faster for CPU convolutions, with
+    results equal up to float rounding.
     """
 
     data: list[str] = field(default_factory=list)
@@ -36,6 +41,7 @@ class TrainConfig:
     critic_width: int = 64
     iterations: int = 100_000
     batch_size: int = 16
+    updates_per_batch: int = 1
     crop: int = 128
     resize: int = 480
     perturbation: str = "ssp"
@@ -64,6 +70,8 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     sync_batchnorm: bool = True
+    retain_heap: bool = True
+    channels_last: bool = False
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     val_every: int = 1000
@@ -76,7 +84,7 @@ class TrainConfig:
             raise InputError("no training data: give at least one folder with --data")
         if not self.out:
             raise InputError("no run folder: give --out RUN_DIR")
-        for name in ("iterations", "batch_size", "crop", "resize", "ssp_steps", "checkpoint_every", "val_every", "log_every", "keep_checkpoints", "critic_width"):
+        for name in ("iterations", "batch_size", "updates_per_batch", "crop", "resize", "ssp_steps", "checkpoint_every", "val_every", "log_every", "keep_checkpoints", "critic_width"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.crop > self.resize:
