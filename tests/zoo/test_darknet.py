@@ -103,3 +103,23 @@ def test_detections_come_back_in_the_images_pixels_with_torchvisions_labels():
     expected = [centre_x - 40.5, centre_y - 41, centre_x + 40.5, centre_y + 41]
     assert torch.allclose(found["boxes"][0], torch.tensor(expected), atol=1e-3)
     assert float(found["scores"][0]) > 0.99
+
+
+def test_batch_norm_divides_by_the_standard_deviation_plus_1e6_as_darknet_does():
+    """A NumPy transcription of darknet's normalize_cpu + scale_bias + add_bias, on channels of small variance
+    (where torch's sqrt(var + 1e-5) is far from Darknet's sqrt(var) + 1e-6) and one of variance zero."""
+    from nrp.zoo.yolov3_tiny_arch import DarknetBatchNorm2d
+    norm = DarknetBatchNorm2d(4).eval()
+    with torch.no_grad():
+        norm.running_mean.copy_(torch.tensor([0.0, 0.5, -1.0, 2.0]))
+        norm.running_var.copy_(torch.tensor([0.0, 1e-6, 1e-4, 4.0]))
+        norm.weight.copy_(torch.tensor([1.0, 2.0, -0.5, 1.5]))
+        norm.bias.copy_(torch.tensor([0.0, -1.0, 0.25, 3.0]))
+    x = torch.randn(2, 4, 3, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+    mean, var, gamma, beta = (t.detach().numpy()[None, :, None, None] for t in (norm.running_mean, norm.running_var, norm.weight, norm.bias))
+    expected = (x.numpy() - mean) / (np.sqrt(var) + np.float32(0.000001)) * gamma + beta
+    np.testing.assert_allclose(norm(x).detach().numpy(), expected, rtol=1e-5, atol=1e-5)
+    # The known answer of the zero-variance channel: 1e-6 above the mean is one standard unit.
+    assert norm(torch.full((1, 4, 1, 1), 1e-6))[0, 0, 0, 0].item() == pytest.approx(1.0, rel=1e-4)
+    norms = [norm for _, norm in YoloV3Tiny().darknet_layers() if norm is not None]
+    assert len(norms) == 11 and all(isinstance(norm, DarknetBatchNorm2d) for norm in norms)

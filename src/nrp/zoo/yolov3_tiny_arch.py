@@ -17,7 +17,29 @@ NUM_CLASSES = 80
 ANCHORS = ((10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319))
 HEAD_ANCHORS = ((3, 4, 5), (0, 1, 2))  # the stride-32 head first, as in the cfg
 LEAKY_SLOPE = 0.1
-BN_EPS = 1e-5
+# Darknet normalises by the standard deviation plus this, not by sqrt(variance + eps) as torch does
+# (pjreddie/darknet src/blas.c, normalize_cpu: (x - mean) / (sqrt(variance) + .000001f)).
+DARKNET_BN_EPS = 1e-6
+
+
+class DarknetBatchNorm2d(nn.BatchNorm2d):
+    """Darknet's inference batch normalisation: ``(x - mean) / (sqrt(var) + 1e-6) * gamma + beta`` per channel.
+
+    ``nn.BatchNorm2d`` divides by ``sqrt(var + eps)`` instead, which differs from Darknet's value by several
+    percent on channels of small variance. The parameters and buffers are ``nn.BatchNorm2d``'s (so the weights
+    reader and state dicts are unchanged); in training mode it is ``nn.BatchNorm2d`` (this project never trains
+    the detector). Shapes: ``(B, C, H, W)`` -> the same.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        def channel(values: torch.Tensor) -> torch.Tensor:
+            return values[:, None, None]
+
+        # normalize_cpu, then scale_bias and add_bias, as darknet's forward_batchnorm_layer runs them
+        normalised = (x - channel(self.running_mean)) / channel(self.running_var.sqrt() + DARKNET_BN_EPS)
+        return normalised * channel(self.weight) + channel(self.bias)
 
 
 class ConvBlock(nn.Module):
@@ -27,7 +49,7 @@ class ConvBlock(nn.Module):
     def __init__(self, channels: int, filters: int, size: int, head: bool = False) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, filters, size, padding=size // 2, bias=head)
-        self.norm = None if head else nn.BatchNorm2d(filters, eps=BN_EPS)
+        self.norm = None if head else DarknetBatchNorm2d(filters)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
