@@ -363,7 +363,9 @@ def test_the_header_names_models_roles_photos_budget_and_purifier():
     assert "SSP (ssp, label-free, on lite0:_blocks.4 features)" in facts["Attacks"]
     assert SHIPPED_TRAINING in facts["Purifier"] and "Mine: mine.pth (the file does not record" in facts["Purifier"]
     text = introduction(DEMO_LIKE, as_rows_of(ROWS))
-    assert "one photo is 5 points" in text and "lite2 never saw an attack" in text
+    assert "one photo is 5 points" in text and "lite2 never saw an attack: its columns measure transfer" in text
+    several = {**DEMO_LIKE, "targets": [*DEMO_LIKE["targets"], "squeezenet"]}
+    assert "squeezenet never saw an attack: their columns measure transfer to unseen" in introduction(several, as_rows_of(ROWS))
 
 
 def as_rows_of(records):

@@ -131,7 +131,9 @@ def introduction(config: Mapping[str, Any], rows: Sequence[Row]) -> str:
                      + (f" behind {len(defenses)} defense(s) ({', '.join(defenses)}) and undefended" if defenses else "")
                      + ".")
     if black_box:
-        parts.append(f"{', '.join(black_box)} never saw an attack: its columns measure transfer to an unseen (black-box) model.")
+        columns = "its columns measure transfer to an unseen (black-box) model" if len(black_box) == 1 else \
+            "their columns measure transfer to unseen (black-box) models"
+        parts.append(f"{', '.join(black_box)} never saw an attack: {columns}.")
     if count:
         parts.append(f"Every number is a percentage of the same {count} photos, so one photo is "
                      f"{100 / count:.3g} points.")
