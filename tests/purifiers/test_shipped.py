@@ -1,7 +1,9 @@
-"""The purifier shipped in the package: present, small, the recorded architecture, and it purifies."""
+"""The purifiers shipped in the package (the default and the candidates beside it, docs/offline_benchmark.md):
+present, small, the recorded architecture, and they purify."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -9,18 +11,24 @@ from nrp.checkpoints import read_checkpoint
 from nrp.purifiers import NRPLite, Purifier, load_network, shipped_weights
 
 MAX_BYTES = 20 * 1024 * 1024  # the issue's cap on the shipped file
+PACKAGED = sorted(shipped_weights().parent.glob("*.safetensors"))
 
 
-def test_shipped_file_is_small_and_self_describing():
-    path = shipped_weights()
+def test_the_default_is_among_the_packaged_files():
+    assert shipped_weights() in PACKAGED
+
+
+@pytest.mark.parametrize("path", PACKAGED, ids=lambda path: path.name)
+def test_shipped_file_is_small_and_self_describing(path):
     assert path.suffix == ".safetensors" and path.stat().st_size <= MAX_BYTES
     checkpoint = read_checkpoint(path)
     assert checkpoint.architecture == "nrp_lite"
     assert checkpoint.arguments == {"width": 64, "blocks": 8}
 
 
-def test_shipped_purifier_is_trained_and_keeps_a_clean_image_close():
-    network = load_network(shipped_weights())
+@pytest.mark.parametrize("path", PACKAGED, ids=lambda path: path.name)
+def test_shipped_purifier_is_trained_and_keeps_a_clean_image_close(path):
+    network = load_network(path)
     assert isinstance(network, NRPLite)
     assert network.tail.weight.abs().sum() > 0  # an untrained NRP-Lite has a zero tail (the identity)
     torch.manual_seed(0)
