@@ -40,6 +40,7 @@ from nrp.eval.cross_task_config import CrossTaskConfig
 from nrp.eval.cross_task_images import TaskImage, load_task_images
 from nrp.eval.detection import DetectionScorer, detect
 from nrp.eval.models import ModelBank
+from nrp.eval.predictions import defend
 from nrp.eval.progress import ProgressFactory, silent_progress
 from nrp.eval.records import defense_identity, set_record, task_clean_record
 from nrp.eval.segmentation import SegmentationScorer, segment
@@ -183,10 +184,7 @@ def score_set(
             x = read_image(path).to(models.device)[None]
             target = _target_mask(image, x)
             for defense, todo in missing.items():
-                with torch.random.fork_rng(devices=[]):
-                    generator = batch_generator(seed, f"{task_set.key}/{defense}/{image.stem}", 0)
-                    torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-                    defended = defenses[defense](x).clamp(0, 1)
+                defended = defend(defenses[defense], x, batch_generator(seed, f"{task_set.key}/{defense}/{image.stem}", 0))
                 for name in todo:
                     scorer = scorers[(defense, name)]
                     model = models.task_model(name, name in cross.detectors, cross.num_classes)

@@ -71,16 +71,21 @@ def predict_set(
         for number, positions in batch_ranges(len(paths), batch_size, rank, world):
             x = read_batch([paths[p] for p in positions]).to(device)
             for defense, targets in pairs.items():
-                with torch.random.fork_rng(devices=[]):
-                    generator = batch_generator(seed, f"{adversarial_set.key}/{defense}", number)
-                    torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-                    defended = defenses[defense](x).clamp(0, 1)
+                defended = defend(defenses[defense], x, batch_generator(seed, f"{adversarial_set.key}/{defense}", number))
                 for target in targets:
                     top5 = classifiers(target)(defended).topk(TOP_K, dim=1).indices.cpu()
                     results[(defense, target)].update(zip(positions, top5))
             if on_batch is not None:
                 on_batch(len(positions))
     return results
+
+
+def defend(defense: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``defense(x)`` clamped to [0, 1], a randomised defense drawing from the global RNG seeded from ``generator``
+    inside ``torch.random.fork_rng`` (so the caller's RNG is left as it was); ``x`` is ``(B, 3, H, W)`` in [0, 1]."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        return defense(x).clamp(0, 1)
 
 
 def save_predictions(path: Path, top5: torch.Tensor, record: dict[str, Any]) -> None:
