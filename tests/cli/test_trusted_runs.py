@@ -198,6 +198,7 @@ def test_purify_into_a_folder_inside_its_input_resumes(photos, tiny_purifier, ca
 
 def test_eval_into_a_folder_inside_its_images_resumes_with_the_same_rows(tmp_path):
     from nrp.eval.config import EvalConfig
+    from nrp.eval.experiment_file import check_config
     from nrp.eval.run import run_evaluation
 
     images = tmp_path / "images"
@@ -207,7 +208,7 @@ def test_eval_into_a_folder_inside_its_images_resumes_with_the_same_rows(tmp_pat
             Image.fromarray(np.full((12, 12, 3), level + index, np.uint8)).save(images / f"class{label}" / f"{index}.png")
     config = EvalConfig(images=str(images), image_size=12, out=str(images / "run"), sources=["mean"],
                         attacks=["fgsm"], eps=[8], defenses=["none"], targets=["mean"], batch_size=2, grid_images=0)
-    config.validate()
+    check_config(config)
     models = {"mean": MeanClassifier()}
     first = json.loads(run_evaluation(config, models)["json"].read_text())["rows"]
     second = json.loads(run_evaluation(config, models)["json"].read_text())["rows"]

@@ -99,6 +99,7 @@ def test_bad_attack_entries_are_refused(value, message):
 
 def test_nrp_eval_runs_the_adaptive_block_and_writes_its_table(boundary_images, tmp_path):
     from nrp.eval.config import EvalConfig
+    from nrp.eval.experiment_file import check_config
     from nrp.eval.run import run_evaluation
 
     folder, labels = boundary_images
@@ -106,7 +107,7 @@ def test_nrp_eval_runs_the_adaptive_block_and_writes_its_table(boundary_images, 
                         targets=["edge"], batch_size=3, adaptive={
                             "defense": "none", "target": "edge", "draws": 3, "source": "edge",
                             "attacks": [{"kind": "pgd", "eot": 2}, {"kind": "table3", "label": "Table 3 (BPDA)"}]})
-    config.validate()
+    check_config(config)
     files = run_evaluation(config, {"edge": BoundaryClassifier()})
     table = files["adaptive_md"].read_text()
     assert "| pgd full eot2 | 100.0% | 0.0% | 0.0% | 3 |" in table
@@ -115,11 +116,12 @@ def test_nrp_eval_runs_the_adaptive_block_and_writes_its_table(boundary_images, 
 
 def test_an_adaptive_block_without_a_source_for_table3_is_refused():
     from nrp.eval.config import EvalConfig
+    from nrp.eval.experiment_file import check_config
 
     config = EvalConfig(images="x", out="y", targets=["t"], adaptive={"defense": "none", "target": "t",
                                                                       "attacks": [{"kind": "table3"}]})
     with pytest.raises(InputError, match="a table3 attack needs 'source'"):
-        config.validate()
+        check_config(config)
 
 
 def test_autoattack_rows_pass_their_eot_draws_queries_and_steps_to_the_adapter(boundary_batch, monkeypatch):

@@ -9,6 +9,7 @@ from nrp.attacks import CDAGenerator, cda, load_cda_generator
 from nrp.distributed import DistributedContext
 from nrp.errors import InputError
 from nrp.eval.config import EvalConfig
+from nrp.eval.experiment_file import check_config
 from nrp.eval.protocol import run_classification
 from nrp.io.read import read_image
 
@@ -21,7 +22,7 @@ def test_cda_sets_are_the_generators_output_in_the_ball(grey_images, tmp_path, t
     config = EvalConfig(images=str(folder), labels=str(labels), image_size=32, out=str(tmp_path / "run"),
                         attacks=[{"name": "cda", "weights": str(weights), "label": "CDA"}], eps=[8],
                         targets=["right"], batch_size=3)
-    config.validate()
+    check_config(config)
     run = run_classification(config, DistributedContext(), tiny_models)
     (adversarial_set,) = run.sets
     assert adversarial_set.source == "cda:cda_incv3_imagenet"
@@ -36,4 +37,4 @@ def test_cda_sets_are_the_generators_output_in_the_ball(grey_images, tmp_path, t
 def test_a_cda_attack_without_weights_is_refused():
     config = EvalConfig(images="x", out="y", targets=["t"], attacks=["cda"])
     with pytest.raises(InputError, match="attacks\[0\]: attack 'cda' needs 'weights'"):
-        config.validate()
+        check_config(config)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nrp.errors import InputError
-from nrp.eval.config import Component, load_eval_config
+from nrp.eval.config import Component
+from nrp.eval.experiment_file import load_eval_config
 
 
 def write(tmp_path, text: str):

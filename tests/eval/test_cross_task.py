@@ -16,7 +16,8 @@ from torch import nn
 from nrp.defenses import create_defense
 from nrp.errors import InputError
 from nrp.eval.coco import load_coco, read_mask
-from nrp.eval.config import EvalConfig, load_eval_config
+from nrp.eval.config import EvalConfig
+from nrp.eval.experiment_file import load_eval_config
 from nrp.eval.cross_task import run_cross_task
 from nrp.eval.cross_task_config import CrossTaskConfig
 from nrp.eval.reports.rows import as_cross_task_rows

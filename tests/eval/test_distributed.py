@@ -10,7 +10,7 @@ import sys
 import torch
 import yaml
 
-from nrp.eval.config import load_eval_config
+from nrp.eval.experiment_file import load_eval_config
 from nrp.eval.run import run_evaluation
 
 from .conftest import BrightnessClassifier, ConstantClassifier

@@ -11,7 +11,8 @@ import pytest
 
 from nrp.attacks.registry import ATTACKS, register
 from nrp.eval.adaptive import ADAPTIVE_KEYS, AdaptiveAttack
-from nrp.eval.config import EvalConfig, load_eval_config
+from nrp.eval.config import EvalConfig
+from nrp.eval.experiment_file import check_config, load_eval_config
 from nrp.eval.cross_task_config import CrossTaskConfig
 from nrp.eval.curves import CurveConfig
 from nrp.eval.experiment_schema import (
@@ -125,8 +126,8 @@ def test_a_key_the_file_lacks_is_named_with_the_file(tmp_path):
 
 def test_validate_is_the_schema_for_python_configs():
     with pytest.raises(SchemaError, match=r"^batch_size: expected an integer >= 1, got 0$"):
-        EvalConfig(images="x", out="y", targets=["m"], batch_size=0).validate()
-    EvalConfig(images="x", out="y", targets=["m"], attacks=[{"name": "i_fgsm", "steps": 2}], sources=["m"]).validate()
+        check_config(EvalConfig(images="x", out="y", targets=["m"], batch_size=0))
+    check_config(EvalConfig(images="x", out="y", targets=["m"], attacks=[{"name": "i_fgsm", "steps": 2}], sources=["m"]))
 
 
 def test_the_docs_reference_is_the_schemas():

@@ -14,7 +14,8 @@ import pytest
 from nrp.distributed import DistributedContext
 from nrp.errors import InputError
 from nrp.eval.artefacts import StaleArtefactError, folder_name
-from nrp.eval.config import EvalConfig, load_eval_config
+from nrp.eval.config import EvalConfig
+from nrp.eval.experiment_file import check_config, load_eval_config
 from nrp.eval.protocol import run_classification
 from nrp.io.read import read_image
 
@@ -28,7 +29,7 @@ def experiment(boundary_images, out: Path, **changes) -> EvalConfig:
                   defenses=["none", {"name": "jpeg", "quality": 75, "label": "JPEG"}], targets=["edge"], batch_size=4)
     values.update(changes)
     config = EvalConfig(**values)
-    config.validate()
+    check_config(config)
     return config
 
 
@@ -129,8 +130,8 @@ def test_labels_that_cannot_name_a_folder_are_refused_when_the_file_is_read(tmp_
 
 def test_labels_that_differ_only_in_case_are_refused():
     with pytest.raises(InputError, match="differ only in case"):
-        EvalConfig(images="x", out="y", targets=["m"], defenses=["none", {"name": "jpeg", "label": "JPEG"},
-                                                                   {"name": "jpeg", "quality": 5, "label": "jpeg"}]).validate()
+        check_config(EvalConfig(images="x", out="y", targets=["m"], defenses=["none", {"name": "jpeg", "label": "JPEG"},
+                                                                   {"name": "jpeg", "quality": 5, "label": "jpeg"}]))
 
 
 def test_folder_names_are_injective_and_hold_no_separator():

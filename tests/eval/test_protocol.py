@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nrp.eval.config import EvalConfig
+from nrp.eval.experiment_file import check_config
 from nrp.eval.protocol import run_classification
 from nrp.distributed import DistributedContext
 
@@ -19,7 +20,7 @@ def config_for(grey_images, tmp_path, **changes) -> EvalConfig:
                   defenses=["none", {"name": "median", "window": 3}], targets=["right", "constant"], batch_size=3)
     values.update(changes)
     config = EvalConfig(**values)
-    config.validate()
+    check_config(config)
     return config
 
 
@@ -135,7 +136,7 @@ def test_a_white_box_attack_flips_every_image_and_a_defense_that_undoes_it_resto
     config = EvalConfig(images=str(folder), labels=str(labels), image_size=16, out=str(tmp_path / "run"), sources=["edge"],
                         attacks=["fgsm"], eps=[16], defenses=["none", {"name": "bit_depth", "bits": 2, "label": "2-bit"}],
                         targets=["edge"], batch_size=4)
-    config.validate()
+    check_config(config)
     run = run_classification(config, DistributedContext(), {"edge": BoundaryClassifier()})
     rows = {(r["attack"], r["defense"]): r for r in run.rows}
     undefended, defended = rows[("fgsm", "none")], rows[("fgsm", "2-bit")]

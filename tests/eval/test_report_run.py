@@ -8,6 +8,7 @@ import torch
 
 import nrp.eval.run as run_module
 from nrp.eval.config import EvalConfig
+from nrp.eval.experiment_file import check_config
 from nrp.eval.run import CURVES_FILE, run_evaluation
 
 from .conftest import BoundaryClassifier
@@ -20,7 +21,7 @@ def config_for(images, labels, out, iterations=(1, 2)) -> EvalConfig:
                         targets=["boundary"], grid_defense="Bits",
                         curves={"source": "boundary", "target": "boundary", "backbone": "tiny", "layer": "conv",
                                 "iterations": list(iterations), "images": 4})
-    config.validate()
+    check_config(config)
     return config
 
 

@@ -9,6 +9,7 @@ from PIL import Image
 
 from nrp.cli.main import main
 from nrp.eval.config import EvalConfig
+from nrp.eval.experiment_file import check_config
 from nrp.eval.run import run_evaluation
 
 from .conftest import LABELS
@@ -21,7 +22,7 @@ def test_full_run_writes_every_report_file_with_known_numbers(grey_images, tmp_p
                         targets=["right", "constant"], batch_size=4, grid_images=3,
                         curves={"source": "right", "target": "right", "backbone": "tiny", "layer": "conv",
                                 "iterations": [1, 2], "images": 4})
-    config.validate()
+    check_config(config)
     import torch
     torch.manual_seed(0)
     paths = run_evaluation(config, dict(tiny_models, **{"tiny:conv": torch.nn.Conv2d(3, 4, 3)}))

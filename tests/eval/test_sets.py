@@ -18,6 +18,7 @@ from nrp.errors import InputError
 from nrp.eval.artefacts import StaleArtefactError
 from nrp.eval.components import Component
 from nrp.eval.config import EvalConfig
+from nrp.eval.experiment_file import check_config
 from nrp.eval.crafting import read_precomputed
 from nrp.eval.cross_task import run_cross_task
 from nrp.eval.protocol import run_classification
@@ -153,7 +154,7 @@ def test_precomputed_images_are_read_identically_by_both_protocols(photos, tmp_p
                         targets=["edge"], batch_size=2, grid_images=0,
                         cross_task={"images": str(photos / "photos"), "masks": str(photos / "masks"), "num_classes": 2,
                                     "segmenters": ["seg"], "attacks": [attack]})
-    config.validate()
+    check_config(config)
     run = run_classification(config, DistributedContext(), {"edge": BoundaryClassifier()})
     run_cross_task(config, {"none": nn.Identity()}, "cpu", models={"seg": nn.Conv2d(3, 2, 1)})
     for eps in (8, 16):

@@ -9,6 +9,7 @@ import shutil
 import torch
 
 from nrp.eval.config import EvalConfig
+from nrp.eval.experiment_file import check_config
 from nrp.eval.run import run_evaluation
 from nrp.offline.demo import CLEAN_WORK, share_clean_work
 
@@ -19,7 +20,7 @@ def config(folder, labels, out, attacks) -> EvalConfig:
     made = EvalConfig(images=str(folder), labels=str(labels), image_size=32, out=str(out), sources=["right"],
                       attacks=attacks, eps=[16], defenses=["none", {"name": "random_resize_pad", "label": "R&P"}],
                       targets=["right", "constant"], batch_size=4, grid_images=0)
-    made.validate()
+    check_config(made)
     return made
 
 
@@ -57,7 +58,7 @@ def test_stale_shared_work_is_recomputed_and_an_existing_part_is_left_alone(grey
     folder, labels = grey_images
     run_evaluation(config(folder, labels, tmp_path / "main", ["fgsm"]), models())
     other = EvalConfig(**{**config(folder, labels, tmp_path / "main16", ["fgsm"]).to_dict(), "image_size": 16})
-    other.validate()
+    check_config(other)
     run_evaluation(other, models())
     share_clean_work(tmp_path / "main16", tmp_path / "grey")  # made at another size: stale for the grey run
     stages, progress = recording()

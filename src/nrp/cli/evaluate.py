@@ -8,7 +8,7 @@ import contextlib
 from nrp.cli import exit_codes
 from nrp.cli.messages import EVAL_HINT
 from nrp.cli.progress import StageProgress, stage_plan
-from nrp.eval.config import load_eval_config
+from nrp.eval.experiment_file import load_eval_config
 from nrp.eval.run import run_evaluation
 from nrp.run_lock import is_rank_zero, run_folder_lock
 from nrp.validation import COUNT, IMAGE_SIDE, LABEL_OFFSET, PIXELS, SEED, check_output_folder, number_list

@@ -235,7 +235,7 @@ def run_adaptive(value: dict[str, Any], models: Any, clean: torch.Tensor, labels
         clean: the clean images ``(B, 3, H, W)`` in [0, 1]; ``labels``: ``(B,)``.
         seed: the run seed. device: where to run.
     """
-    from nrp.eval.config import Component
+    from nrp.eval.components import Component
     from nrp.defenses import create_defense
 
     settings, attacks = parse_adaptive(value)

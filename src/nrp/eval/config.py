@@ -1,15 +1,15 @@
-"""The configuration of an evaluation run: one dataclass whose keys are the experiment file's keys."""
+"""The configuration of an evaluation run: one dataclass whose keys are the experiment file's keys.
+
+It is plain data; :mod:`nrp.eval.experiment_file` reads and checks it against the schema of
+:mod:`nrp.eval.experiment_schema`, which is derived from this dataclass."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from nrp.config_files import read_config_mapping
 from nrp.eval.components import NO_DEFENSE, Component
-from nrp.eval.experiment_schema import Options, check_experiment
 
 
 @dataclass
@@ -51,15 +51,6 @@ class EvalConfig:
     adaptive: dict[str, Any] | None = None  # attacks through the defense: nrp.eval.adaptive
     stale: str = "recompute"
 
-    def validate(self) -> None:
-        """Check every key against the experiment file's schema (:mod:`nrp.eval.experiment_schema`): types,
-        ranges, attack, defense, metric and curve names and parameters, and the checks across keys.
-
-        Raises:
-            SchemaError: (a :class:`~nrp.errors.UsageError`) every problem, in one line naming each key.
-        """
-        check_experiment(dataclasses.asdict(self))
-
     def attack_components(self) -> list[Component]:
         """The attacks as :class:`Component` s."""
         return [Component.parse(value, "attack") for value in self.attacks]
@@ -72,25 +63,3 @@ class EvalConfig:
         """Plain types only, for results.json."""
         return dataclasses.asdict(self)
 
-
-def load_eval_config(path: str | os.PathLike | None, overrides: dict[str, Any], strict: bool = False) -> EvalConfig:
-    """Defaults, then the experiment file (if any), then every override that is not ``None``; checked as a whole.
-
-    Args:
-        path: the experiment file (YAML or JSON), or ``None``.
-        overrides: values by key (the command line's flags; a key's flag is ``--key-name``).
-        strict: also require known model names and existing input paths (the command line: a file cannot
-            provide its own models, and every input must be there before the first image is read).
-
-    Raises:
-        UsageError: an unreadable file, or a bad value (:class:`~nrp.schema.SchemaError`, one line naming the
-            file or the flag and the key).
-    """
-    values = read_config_mapping(path) if path is not None else {}
-    where = {key: str(path) for key in ["", *values]} if path is not None else {}
-    for key, value in overrides.items():
-        if value is not None:
-            values[key] = value
-            where[key] = f"--{key.replace('_', '-')}"
-    checked = check_experiment(values, where, Options(models=strict, paths=strict))
-    return EvalConfig(**checked)

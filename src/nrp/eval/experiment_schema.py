@@ -35,8 +35,12 @@ from nrp.attacks.ssp import STARTS
 from nrp.defenses.registry import DEFENSES
 from nrp.devices import resolve_device
 from nrp.errors import NRPError
+from nrp.eval.adaptive import GRADIENTS, KINDS, AdaptiveAttack, parse_adaptive
 from nrp.eval.artefacts import STALE_POLICIES, folder_name
 from nrp.eval.components import ENSEMBLE_JOIN, LABEL_FREE_ATTACKS, PRECOMPUTED, Component
+from nrp.eval.config import EvalConfig
+from nrp.eval.cross_task_config import ATTACK_PARAMS, CrossTaskConfig
+from nrp.eval.curves import BUDGET_RULE, CurveConfig
 from nrp.eval.detection import DEFAULT_DETECTORS
 from nrp.eval.reports.rows import METRICS
 from nrp.eval.segmentation import DEFAULT_SEGMENTERS
@@ -287,8 +291,6 @@ def preprocessing_section() -> Section:
 
 def curves_section(options: Options) -> Section:
     """``curves``: Figures 3 and 6 (:class:`~nrp.eval.curves.CurveConfig`)."""
-    from nrp.eval.curves import BUDGET_RULE, CurveConfig
-
     def parse(values: dict[str, Any], path: str) -> None:
         _raise_at(path, CurveConfig.parse, values)
 
@@ -304,8 +306,6 @@ def curves_section(options: Options) -> Section:
 
 def cross_task_section(options: Options) -> Section:
     """``cross_task``: detection and segmentation (:class:`~nrp.eval.cross_task_config.CrossTaskConfig`)."""
-    from nrp.eval.cross_task_config import ATTACK_PARAMS, CrossTaskConfig
-
     def parameters(name: str) -> dict[str, Parameter]:
         every = attack_parameters(name, Options(options.models, paths=False))
         return {key: every[key] for key in sorted(ATTACK_PARAMS[name]) if key in every}
@@ -328,8 +328,6 @@ def cross_task_section(options: Options) -> Section:
 
 def adaptive_section(options: Options) -> Section:
     """``adaptive``: attacks through the defense (:func:`~nrp.eval.adaptive.parse_adaptive`)."""
-    from nrp.eval.adaptive import GRADIENTS, KINDS, AdaptiveAttack, parse_adaptive
-
     attack = section_of(AdaptiveAttack, {
         "kind": Text("an adaptive attack kind", names=lambda: list(KINDS), kind="adaptive attack kind"),
         "gradient": Text("a gradient mode", names=lambda: list(GRADIENTS), kind="gradient mode"),
@@ -358,8 +356,6 @@ def _raise_at(path: str, parse: Callable[..., Any], *arguments: Any) -> None:
 
 def experiment_section(options: Options) -> Section:
     """The top level of an experiment file: the keys of :class:`~nrp.eval.config.EvalConfig`."""
-    from nrp.eval.config import EvalConfig
-
     model = ModelName(options)
     optional = {"curves": curves_section(options), "adaptive": adaptive_section(options),
                 "cross_task": cross_task_section(options)}
@@ -386,8 +382,6 @@ def experiment_section(options: Options) -> Section:
 def check_consistency(values: dict[str, Any], path: str = "") -> None:
     """Checks across keys: what must be set, sources for transfer attacks, unique labels, grid and cross-task
     labels that name an attack or defense of the file."""
-    from nrp.eval.config import EvalConfig
-
     config = {**{key: getattr(EvalConfig(), key) for key in ("images", "out", "targets", "sources", "attacks")},
               **{key: value for key, value in values.items() if key != "eps"}}
     if not config["images"]:
@@ -458,8 +452,6 @@ def reference_markdown() -> str:
     """The experiment file's reference, generated from the schema: what each key (and each key of the sections)
     accepts and its default, and every attack's and defense's parameters. docs/evaluation.md holds it between
     ``<!-- schema -->`` markers; a test keeps the two equal."""
-    from nrp.eval.config import EvalConfig
-
     defaults, top = EvalConfig(), experiment_section(Options())
     lines = ["| key | accepts | default |", "| --- | --- | --- |"]
     lines += [f"| `{key}` | {spec.describe()} | `{json.dumps(getattr(defaults, key))}` |" for key, spec in top.fields.items()]

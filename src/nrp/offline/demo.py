@@ -28,6 +28,7 @@ from typing import Any
 from nrp.atomic import atomic_path
 from nrp.eval.artefacts import MANIFEST
 from nrp.eval.config import EvalConfig
+from nrp.eval.experiment_file import check_config
 
 LITE0, LITE1, LITE2 = "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"
 MOBILENET_V2, SQUEEZENET = "mobilenet_v2", "squeezenet1_1"
@@ -85,7 +86,7 @@ def demo_config(images: Path, labels: Path, out: Path, quick: bool = False, seed
                                    "iterations": [1, 2, 5, 10], "images": 10, "backbone": MOBILENET_V2,
                                    "layer": SSP_LAYERS[MOBILENET_V2]},
     )
-    config.validate()
+    check_config(config)
     return config
 
 
@@ -100,7 +101,7 @@ def grey_box_config(images: Path, labels: Path, out: Path, quick: bool = False, 
         batch_size=10, seed=seed, device="cpu", grid_images=4 if quick else 6, grid_attack="MI-FGSM",
         grid_defense="NRP-Lite",
     )
-    config.validate()
+    check_config(config)
     return config
 
 
