@@ -80,6 +80,22 @@ def predict_set(
     return results
 
 
+def defended_as_scored(adversarial_set: ImageSet, stems: list[str], indices: list[int], label: str, defense: nn.Module,
+                       batch_size: int, seed: int, device: torch.device) -> torch.Tensor:
+    """The images at ``indices`` of the set behind ``defense`` exactly as :func:`predict_set` scored them: each
+    image's whole batch is defended with that batch's generator (a randomised defense may draw once per batch),
+    so a picture of a randomised defense shows the very draw the tables counted. ``(len(indices), 3, H, W)``."""
+    paths, rows = adversarial_set.paths(stems), {}
+    wanted = {index // batch_size for index in indices}
+    with torch.no_grad():
+        for number, positions in batch_ranges(len(paths), batch_size):
+            if number in wanted:
+                x = read_batch([paths[p] for p in positions]).to(device)
+                defended = defend(defense, x, batch_generator(seed, f"{adversarial_set.key}/{label}", number))
+                rows.update(zip(positions, defended))
+    return torch.stack([rows[index] for index in indices])
+
+
 def defend(defense: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """``defense(x)`` clamped to [0, 1], a randomised defense drawing from the global RNG seeded from ``generator``
     inside ``torch.random.fork_rng`` (so the caller's RNG is left as it was); ``x`` is ``(B, 3, H, W)`` in [0, 1]."""

@@ -18,7 +18,7 @@ from nrp.eval.config import EvalConfig
 from nrp.eval.cross_task import run_cross_task
 from nrp.eval.curves import CurveConfig, eps_curve, iteration_curves
 from nrp.eval.datasets import batch_ranges, read_batch
-from nrp.eval.predictions import load_predictions, prediction_path
+from nrp.eval.predictions import defended_as_scored, load_predictions, prediction_path
 from nrp.eval.progress import ProgressFactory, silent_progress
 from nrp.eval.protocol import ClassificationRun, run_classification
 from nrp.eval.records import defense_identity
@@ -98,9 +98,8 @@ def write_grid(run: ClassificationRun, config: EvalConfig, path: Path) -> Figure
     picked = [stems[i] for i in choice.indices]
     clean = read_batch(run.clean.paths(picked)).to(run.models.device)
     adversarial = read_batch(chosen.paths(picked)).to(run.models.device)
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        shown = run.defenses[defense](adversarial).clamp(0, 1)
+    shown = defended_as_scored(chosen, stems, choice.indices, defense, run.defenses[defense], config.batch_size,
+                               config.seed, run.models.device)
     names = imagenet_class_names()
 
     def name(label: int) -> str:
