@@ -48,8 +48,15 @@ def build(layout: torch.memory_format, weights: dict[str, str], config) -> tuple
     nrp.eval.models.MEMORY_FORMAT = layout
     nrp.eval.protocol.MEMORY_FORMAT = layout
     bank = ModelBank(torch.device("cpu"), weights)
+    # The bank builds models on first use, reading the layout then: build them all now, under this one.
+    for name in [*TARGETS, "+".join(SSP_LAYERS)]:
+        bank.classifier(name)
+    for name, layer in SSP_LAYERS.items():
+        bank.feature_extractor(name, layer)
     defenses = {c.label: nrp.eval.protocol._build_defense(c.name, c.params, torch.device("cpu"))
                 for c in config.defense_components()}
+    kernels = [p for module in [*bank.cache.values(), *defenses.values()] for p in module.parameters() if p.dim() == 4]
+    assert all(kernel.is_contiguous(memory_format=layout) for kernel in kernels), "a model escaped the layout"
     return bank, defenses
 
 
@@ -59,7 +66,8 @@ def stages(bank: ModelBank, defenses: dict[str, torch.nn.Module], x: torch.Tenso
     ensemble = bank.classifier("+".join(SSP_LAYERS))
 
     def evaluate() -> list[torch.Tensor]:
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # R&P and the dynamic NRP draw the same noise in both layouts
             return [bank.classifier(target)(defense(x).clamp(0, 1)).argmax(1)
                     for defense in defenses.values() for target in TARGETS]
 
