@@ -19,8 +19,8 @@ from nrp.fingerprint import file_sha256, module_identity
 from nrp.zoo import as_classifier
 from nrp.zoo.loaders import MODEL_FILE_SUFFIXES
 
-# Convolutions on CPU run 18-43% faster with channels-last weights (measured on the zoo's classifiers and SSP's
-# extractors, 2-core CPU; the same sign-gradient steps); PyTorch then picks that layout for their outputs too.
+# Channels-last weights: nrp demo's evaluation stages took 13% less CPU time, its attacks the same
+# (benchmarks/bench_demo.py, side by side, same predictions); PyTorch then picks that layout for outputs too.
 MEMORY_FORMAT = torch.channels_last
 
 
