@@ -71,13 +71,19 @@ def predict_set(
         for number, positions in batch_ranges(len(paths), batch_size, rank, world):
             x = read_batch([paths[p] for p in positions]).to(device)
             for defense, targets in pairs.items():
-                defended = defend(defenses[defense], x, batch_generator(seed, f"{adversarial_set.key}/{defense}", number))
+                defended = defend(defenses[defense], x, defense_generator(adversarial_set, defense, seed, number))
                 for target in targets:
                     top5 = classifiers(target)(defended).topk(TOP_K, dim=1).indices.cpu()
                     results[(defense, target)].update(zip(positions, top5))
             if on_batch is not None:
                 on_batch(len(positions))
     return results
+
+
+def defense_generator(adversarial_set: ImageSet, label: str, seed: int, number: int) -> torch.Generator:
+    """The generator a randomised defense ``label`` draws from on batch ``number`` of the set: the one seeding
+    rule that scoring and the report's grid share."""
+    return batch_generator(seed, f"{adversarial_set.key}/{label}", number)
 
 
 def defended_as_scored(adversarial_set: ImageSet, stems: list[str], indices: list[int], label: str, defense: nn.Module,
@@ -91,7 +97,7 @@ def defended_as_scored(adversarial_set: ImageSet, stems: list[str], indices: lis
         for number, positions in batch_ranges(len(paths), batch_size):
             if number in wanted:
                 x = read_batch([paths[p] for p in positions]).to(device)
-                defended = defend(defense, x, batch_generator(seed, f"{adversarial_set.key}/{label}", number))
+                defended = defend(defense, x, defense_generator(adversarial_set, label, seed, number))
                 rows.update(zip(positions, defended))
     return torch.stack([rows[index] for index in indices])
 
