@@ -24,7 +24,7 @@ def test_components_and_default_labels():
     assert parsed.params == {"quality": 75} and parsed.label == "jpeg(quality=75)"
     assert Component.parse({"name": "nrp", "weights": "models/NRP.pth"}, "defense").label == "nrp(weights=NRP.pth)"
     assert Component.parse("nrp_lite_shipped", "defense").label == "nrp_lite_shipped"
-    assert Component.parse({"name": "nrp_lite_shipped"}, "defense").label == "nrp_lite_shipped(weights=nrp_lite_effl0.safetensors)"
+    assert Component.parse({"name": "nrp_lite_shipped"}, "defense").label == "nrp_lite_shipped(weights=nrp_lite_effl0_stage2.safetensors)"
     assert Component.parse({"name": "tvm", "label": "TVM"}, "defense").label == "TVM"
     with pytest.raises(InputError, match="mapping with a 'name' key"):
         Component.parse({"quality": 75}, "defense")

@@ -94,9 +94,9 @@ def nrp_lite_shipped_defense(
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     device: str | torch.device = "cpu",
 ) -> Purifier:
-    """The NRP-Lite purifier shipped with the package (``nrp_lite_effl0.safetensors``), static; not the paper's NRP.
+    """The NRP-Lite purifier shipped with the package (``nrp_lite_effl0_stage2.safetensors``), static; not the paper's NRP.
 
-    Arguments as for :func:`nrp_defense`; see docs/shipped_purifier.md for how it was trained.
+    Arguments as for :func:`nrp_defense`; see docs/offline_benchmark.md for how it was trained.
     """
     return nrp_defense(shipped_weights(), "nrp_lite", tile_size, tile_overlap, device)
 
