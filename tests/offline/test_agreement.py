@@ -211,3 +211,39 @@ def test_missing_package_skips_the_set_with_a_warning_naming_apt_get(tmp_path, f
 def test_the_agreement_set_needs_the_training_photos(tmp_path, fake_packages):
     with pytest.raises(InputError, match="training photos"):
         prepare_offline(tmp_path / "cache", training=False, agreement=True)
+
+
+def test_a_registry_training_photo_of_the_same_picture_keeps_the_photo_out_of_the_set(tmp_path, fake_packages, rcc):
+    """The --training-photos (photos/train/<package>/) train the purifier: a set photo they show is dropped."""
+    cache = tmp_path / "cache"
+    copy = cache / "photos" / "train" / "some-package" / "kept.jpg"
+    copy.parent.mkdir(parents=True)
+    PICTURES["kept"].resize((200, 169), Image.BILINEAR).save(copy, quality=90)
+    layout = prepare_offline(cache, opencv_data=fake_packages, agreement=True, gcompris_rcc=rcc)
+    with layout.agreement_labels.open() as handle:
+        assert [row[1] for row in csv.reader(handle)] == ["label", "3"]  # big_copy only: "kept" is a training photo
+
+
+def test_a_set_labelled_by_other_networks_is_stale_and_the_demo_builds_it_again(tmp_path, fake_packages, rcc, monkeypatch):
+    layout = prepare_offline(tmp_path / "cache", opencv_data=fake_packages, agreement=True, gcompris_rcc=rcc)
+    assert recipe.agreement_set_is_current(layout)
+    manifest = json.loads(layout.manifest.read_text())
+    fresh = layout.manifest.read_text()
+    for record in manifest["files"]:
+        if "predictions" in record:  # as an earlier version labelled it: with the target, Lite2
+            record["predictions"] = {"efficientnet-lite0": 3, "efficientnet-lite1": 3, "efficientnet-lite2": 3}
+    layout.manifest.write_text(json.dumps(manifest))
+    assert not recipe.agreement_set_is_current(layout)
+    without = {"files": [r for r in manifest["files"] if not r["file"].startswith("eval_agreement/")]}
+    layout.manifest.write_text(json.dumps(without))  # a manifest that lost the set's records
+    assert not recipe.agreement_set_is_current(layout)
+    # The demo relabels it before it runs anything (the run itself is stopped at once here).
+    import nrp.cli.demo as demo_cli
+    monkeypatch.setattr(recipe, "GCOMPRIS_RCC", rcc)
+    monkeypatch.setattr(demo_cli, "prepare_offline",
+                        lambda cache, **kwargs: prepare_offline(cache, opencv_data=fake_packages, **kwargs))
+    monkeypatch.setattr(demo_cli, "mobilenet_v2_weights", lambda cache: (_ for _ in ()).throw(InputError("stop here")))
+    assert main(["demo", "--eval-set", "agreement", "--cache", str(tmp_path / "cache"), "--quick",
+                 "--out", str(tmp_path / "demo")]) != 0
+    assert recipe.agreement_set_is_current(layout)
+    assert json.loads(layout.manifest.read_text()) == json.loads(fresh)

@@ -12,7 +12,7 @@ from nrp.cli.progress import StageProgress, stage_plan
 from nrp.errors import InputError
 from nrp.eval.reports import markdown_table
 from nrp.eval.run import run_evaluation
-from nrp.offline import OfflineLayout, default_cache, prepare_offline
+from nrp.offline import OfflineLayout, agreement_set_is_current, default_cache, prepare_offline
 from nrp.offline.agreement import GCOMPRIS_INSTALL
 from nrp.offline.demo import (
     BLACK_BOX_TARGET,
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         images, labels = layout.eval_images, layout.eval_labels
     else:
         layout = OfflineLayout(args.cache if args.cache is not None else default_cache())
-        if not layout.agreement_labels.is_file():  # built by `nrp data offline`, or here on first use
+        if not agreement_set_is_current(layout):  # built by `nrp data offline`, or here (again, if stale)
             layout = prepare_offline(args.cache, agreement=True)
         images, labels = layout.agreement_images, layout.agreement_labels
         if not labels.is_file():

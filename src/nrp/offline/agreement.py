@@ -9,7 +9,8 @@ holds a few hundred real photos as WebP images inside Qt resource bundles,
    (:data:`PHOTO_BUNDLES`; the others hold drawings), and drops the known paintings (:data:`NOT_PHOTOS`);
 2. keeps images whose short side is at least ``min_side`` pixels;
 3. drops near-duplicates among them (the larger copy is kept) and any picture also among the reference
-   photos (the foolbox, training and validation photos), with the recipe's overlap test
+   photos (the foolbox, training and validation photos, and the registry training photos of
+   ``--training-photos`` when they are laid out), with the recipe's overlap test
    (:func:`nrp.offline.thumbnails.same_picture`);
 4. classifies each at 224x224 exactly as ``nrp demo`` feeds images (short side resized to 224, centre crop,
    8-bit quantised) with EfficientNet-Lite0, EfficientNet-Lite1 and MobileNetV2 (:data:`AGREEMENT_MODELS`), and

