@@ -125,8 +125,9 @@ def prepare_offline(cache: str | os.PathLike | None = None, opencv_data: str | o
     With ``agreement`` (which needs ``training``, to check against the training photos), also the evaluation
     set labelled by model agreement, of at most ``agreement_cap`` photos from the bundles in ``gcompris_rcc``
     (default :data:`~nrp.offline.agreement.GCOMPRIS_RCC`; skipped with a warning when they are not installed), none
-    of them a picture among the other evaluation, training or (when laid out) registry training photos. Idempotent: files already laid out are kept, and
-    the manifest keeps the records of parts this call does not lay out.
+    of them a picture among the other evaluation, training or (when laid out) registry training photos.
+    Idempotent: files already laid out are kept, and the manifest keeps the records of parts this call does not
+    lay out.
 
     Raises:
         InputError: the labelled evaluation photos (the ``foolbox`` wheel) are not installed, a training
