@@ -47,6 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(same architecture and size; 'shipped' names the purifier shipped with nrp); ignored when resuming")
     add("--critic-width", type=int, help=f"critic base channels (default {DEFAULTS.critic_width})")
     add("--iterations", type=int, help=f"total iterations (default {DEFAULTS.iterations})")
+    add("--max-cpu-seconds", type=float, help="stop, with a checkpoint, once the training process has spent this much CPU "
+        "time (user + system, summed over resumes), to compare runs at equal CPU time on a shared machine; --resume with a "
+        "larger budget continues (default: no budget)")
     add("--batch-size", type=int, help=f"global batch size (default {DEFAULTS.batch_size})")
     add("--updates-per-batch", type=int, help="extension: purifier and critic updates per crafted SSP batch; SSP does not depend "
         f"on the purifier, so one crafted batch serves several updates (default {DEFAULTS.updates_per_batch}, as Algorithm 2)")

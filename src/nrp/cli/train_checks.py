@@ -20,7 +20,7 @@ from nrp.validation import (
 
 TRAIN_RANGES: dict[str, Range] = {
     "val_images": NON_NEGATIVE_INT, "width": COUNT, "blocks": COUNT, "growth": COUNT, "critic_width": COUNT,
-    "iterations": COUNT, "batch_size": COUNT, "updates_per_batch": COUNT, "crop": COUNT, "resize": COUNT, "eps": PIXELS, "ssp_steps": COUNT,
+    "iterations": COUNT, "max_cpu_seconds": POSITIVE, "batch_size": COUNT, "updates_per_batch": COUNT, "crop": COUNT, "resize": COUNT, "eps": PIXELS, "ssp_steps": COUNT,
     "ssp_step_size": POSITIVE, "ssp_ti_fraction": FRACTION, "ssp_di_fraction": FRACTION, "clean_fraction": FRACTION,
     "noise_std": NON_NEGATIVE, "lr": POSITIVE, "critic_lr": POSITIVE, "seed": SEED, "workers": NON_NEGATIVE_INT,
     "checkpoint_every": COUNT, "keep_checkpoints": COUNT, "val_every": COUNT, "log_every": COUNT,

@@ -26,7 +26,9 @@ class TrainConfig:
     :meth:`~nrp.training.trainer.Trainer.train_step`). ``retain_heap`` keeps freed memory in the process
     (:func:`~nrp.training.allocator.retain_freed_memory`); it changes speed only, never results.
     ``channels_last`` stores networks and batches channels-last (NHWC), faster for CPU convolutions, with
-    results equal up to float rounding.
+    results equal up to float rounding. ``max_cpu_seconds`` stops the run, with a checkpoint, once the training
+    process has spent that much CPU time (user + system, summed over resumes): runs on a shared machine are
+    compared at equal CPU time that way; a resume with a larger budget continues the run.
     """
 
     data: list[str] = field(default_factory=list)
@@ -40,6 +42,7 @@ class TrainConfig:
     init_purifier: str | None = None
     critic_width: int = 64
     iterations: int = 100_000
+    max_cpu_seconds: float | None = None
     batch_size: int = 16
     updates_per_batch: int = 1
     crop: int = 128
@@ -100,6 +103,8 @@ class TrainConfig:
             raise InputError(f"loss_weights must be three numbers >= 0 (adversarial, pixel, feature), got {self.loss_weights}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise InputError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.max_cpu_seconds is not None and not self.max_cpu_seconds > 0:
+            raise InputError(f"max_cpu_seconds must be > 0, got {self.max_cpu_seconds}")
         if self.workers is not None and self.workers < 0:
             raise InputError(f"workers must be >= 0, got {self.workers}")
         if self.precision not in PRECISIONS:

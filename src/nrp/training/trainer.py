@@ -50,7 +50,7 @@ VALIDATION_NOISE_ITERATION = -1
 # Config fields a resumed run may change without warning.
 RESUMABLE_CHANGES = {
     "resume", "init_purifier", "iterations", "workers", "device", "precision", "checkpoint_every", "val_every", "log_every", "keep_checkpoints",
-    "updates_per_batch", "retain_heap", "channels_last",
+    "updates_per_batch", "retain_heap", "channels_last", "max_cpu_seconds",
 }
 
 
@@ -202,7 +202,11 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------------
 
     def train(self, on_iteration: Callable[[int, dict[str, float]], None] | None = None) -> Path | None:
-        """Run until ``config.iterations``; checkpoints, validation and logs on rank 0.
+        """Run until ``config.iterations`` or the CPU budget; checkpoints, validation and logs on rank 0.
+
+        With ``config.max_cpu_seconds`` the run stops after the first iteration at which the process has spent
+        that much CPU time (:meth:`cpu_seconds`, summed over resumes), validating and checkpointing there as
+        at the last iteration; a run resumed after its budget was spent trains no further.
 
         Returns the final purifier weights (``RUN_DIR/purifier.safetensors``) on rank 0, else ``None``.
         Each log record also gives ``data_wait_fraction``: the share of the time since the previous record
@@ -221,7 +225,8 @@ class Trainer:
         started, done_before = time.perf_counter(), self.iteration
         since_log, waited = started, 0.0
         batches = iter(loader)
-        while True:
+        out_of_budget = self.cpu_budget_spent()
+        while not out_of_budget:
             asked = time.perf_counter()
             clean = next(batches, None)
             waited += time.perf_counter() - asked
@@ -239,12 +244,26 @@ class Trainer:
                 }
                 self.metrics.write(self.iteration, "train", scalars)
                 since_log, waited = now, 0.0
-            last = self.iteration == self.config.iterations
+            out_of_budget = self.cpu_budget_spent()  # decided once per iteration, so the checkpoint below is the last one
+            last = self.iteration == self.config.iterations or out_of_budget
             if self.iteration % self.config.val_every == 0 or last:
                 self.validate()
             if self.iteration % self.config.checkpoint_every == 0 or last:
                 self.save_checkpoint()
+        if out_of_budget:
+            logger.info("stopped at iteration %d: the CPU budget of %g s is spent (%.1f s)", self.iteration,
+                        self.config.max_cpu_seconds, self.cpu_seconds())
         return self._finish()
+
+    def cpu_budget_spent(self) -> bool:
+        """Whether ``config.max_cpu_seconds`` is set and spent; under DDP, as soon as any rank has spent it."""
+        if self.config.max_cpu_seconds is None:
+            return False
+        spent = torch.tensor(int(self.cpu_seconds() >= self.config.max_cpu_seconds))
+        if self.context.distributed:
+            spent = spent.to(self.device)
+            dist.all_reduce(spent, op=dist.ReduceOp.MAX)  # every rank must stop at the same iteration
+        return bool(spent.item())
 
     def validate(self) -> dict[str, float] | None:
         """Score the purifier on the held-out images (rank 0; ``None`` without ``--val``)."""
