@@ -60,6 +60,7 @@ def test_flags_override_the_config_file_and_the_result_purifies(config_file, tmp
         (["--eps", "300"], "--eps must be a finite number in [0, 255], got 300.0"),
         (["--backbone", "vgg17"], "unknown backbone 'vgg17'"),
         (["--updates-per-batch", "0"], "--updates-per-batch must be an integer >= 1, got 0"),
+        (["--max-cpu-seconds", "0"], "--max-cpu-seconds must be"),
     ],
 )
 def test_bad_configuration_is_one_line_before_any_iteration(config_file, tmp_path, capsys, extra, message):
@@ -67,7 +68,7 @@ def test_bad_configuration_is_one_line_before_any_iteration(config_file, tmp_pat
     extra = [str(tmp_path / "empty") if item == "{empty}" else item for item in extra]
     code = main(["train", "--config", str(config_file), "--out", str(tmp_path / "run"), *extra])
     err = capsys.readouterr().err
-    assert code == (exit_codes.USAGE if extra[0] in ("--crop", "--eps", "--updates-per-batch") else exit_codes.ERROR)  # 2: bad arguments
+    assert code == (exit_codes.USAGE if extra[0] in ("--crop", "--eps", "--updates-per-batch", "--max-cpu-seconds") else exit_codes.ERROR)  # 2: bad arguments
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "run" / "checkpoints").exists()
 
