@@ -3,7 +3,7 @@
 Both libraries get the same random-weight torchvision ResNet-18 (eval mode, parameters left trainable as a
 user's model would be), the same images and labels, eps 16/255, ``steps`` iterations of eps/10 with momentum
 1.0, and each attack's paper defaults (FIA: 30 masks, p_d 0.3; NAA: 30 path points; ILPD: coef 0.1, sigma
-0.05; BSR: 20 copies, 3 blocks, 24 degrees; Admix: 5 scales x 3 mixes, eta 0.2). The feature-level attacks
+0.05; BSR: 20 copies, 3 blocks, 24 degrees; Admix: 5 scales x 3 mixes, eta 0.2, nrp in passes of 5 copies). The feature-level attacks
 use ``layer2``. The global generator is reseeded before each call, which aligns FIA's masks, ILPD's noise and
 Admix's permutations (the JSON's largest output difference shows it); BSR's draws cannot be aligned.
 
@@ -91,7 +91,7 @@ def main() -> None:
         "batch_size": args.batch_size, "image_size": args.image_size, "steps": args.steps, "rounds": args.rounds,
         "eps": EPS, "step_size": EPS / args.steps, "momentum": 1.0,
         "fia": {"ensemble": 30, "drop_prob": 0.3}, "naa": {"path_steps": 30}, "ilpd": {"coef": 0.1, "sigma": 0.05},
-        "bsr": {"copies": 20, "blocks": 3, "max_angle": 24}, "admix": {"scales": 5, "copies": 3, "portion": 0.2},
+        "bsr": {"copies": 20, "blocks": 3, "max_angle": 24}, "admix": {"scales": 5, "copies": 3, "portion": 0.2, "pass_size": 5},
     }
     results = summarise(rounds, settings, names, LIBRARIES)
     results["largest_output_difference"] = largest_difference

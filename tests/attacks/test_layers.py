@@ -43,6 +43,25 @@ def test_a_many_copy_transformation_sums_the_copies_gradients(classifier64, make
     assert torch.allclose(twice, once, atol=1e-15, rtol=0)
 
 
+@pytest.mark.parametrize("options", [{"target": "random"}, {}, {"loss": lambda out, y: out[:, 0].sum()}])
+def test_copies_in_several_passes_give_the_one_pass_attack(classifier64, make_images, options):
+    # Three distinct copies of 4 images in passes of 5 (ragged, labels split across passes) or of 1; random
+    # targets and the model's own labels are settled once, on the first pass.
+    x = make_images(2, dtype=torch.float64)
+    def copies(x_t, g):
+        return torch.cat([x_t, 0.5 * x_t, x_t.flip(-1)])
+    def run(pass_size):
+        return iterative_attack(classifier64, x, eps=8 / 255, step_size=1 / 255, steps=4, momentum=1.0,
+                                input_transform=copies, pass_size=pass_size, generator=torch.Generator().manual_seed(1),
+                                **options)
+    one = run(None)
+    for pass_size in (5, 1):
+        assert torch.allclose(run(pass_size), one, atol=1e-12, rtol=0)
+    assert not torch.allclose(one, iterative_attack(classifier64, x, eps=8 / 255, step_size=1 / 255, steps=4,
+                                                    momentum=1.0, generator=torch.Generator().manual_seed(1),
+                                                    **options), atol=1e-6)
+
+
 def test_a_custom_loss_is_ascended(make_images):
     # Ascending sum(x) moves every pixel up by the whole budget.
     x = torch.full((1, 3, 4, 4), 0.5)

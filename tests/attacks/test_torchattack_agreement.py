@@ -66,9 +66,11 @@ def test_ilpd_with_the_same_noise(classifier64, x):
     assert close(ours, seeded(3, lambda: theirs(x, LABELS)))
 
 
-def test_admix_with_the_same_permutations(classifier64, x):
+@pytest.mark.parametrize("pass_size", [{}, {"pass_size": None}, {"pass_size": 7}, {"pass_size": 1}])
+def test_admix_with_the_same_permutations(classifier64, x, pass_size):
+    # The 60 copies of 4 images in passes of 5 (the default), all at once, 7 (a ragged last pass) or 1.
     theirs = torchattack.Admix(classifier64, device=torch.device("cpu"), eps=EPS, num_classes=10)
-    ours = seeded(4, lambda: admix(classifier64, x, LABELS))
+    ours = seeded(4, lambda: admix(classifier64, x, LABELS, **pass_size))
     assert close(ours, seeded(4, lambda: theirs(x, LABELS)))
 
 

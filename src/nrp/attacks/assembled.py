@@ -20,8 +20,8 @@ TAIL = ("target", "generator")  # template parameters that stay last, after the 
 
 
 def assemble(
-    name: str, doc: str, template: Callable, knobs: Callable, run: Callable[[dict[str, Any], dict[str, Any]], torch.Tensor],
-    drop: tuple[str, ...] = (),
+    name: str, doc: str, template: Callable, knobs: Callable | tuple[Callable, ...],
+    run: Callable[[dict[str, Any], dict[str, Any]], torch.Tensor], drop: tuple[str, ...] = (),
 ) -> Callable[..., torch.Tensor]:
     """The attack ``name``: ``template``'s parameters plus the keyword-only ones of ``knobs``, computed by ``run``.
 
@@ -29,8 +29,8 @@ def assemble(
         name: the function's ``__name__`` (the registered name).
         doc: its docstring (summary line, paper, arguments).
         template: a function whose signature holds the family's shared parameters (e.g. :func:`mi_fgsm`).
-        knobs: a function whose keyword-only parameters not in ``template`` are the attack's own, inserted
-            before ``template``'s ``target`` and ``generator``.
+        knobs: a function (or several) whose keyword-only parameters not in ``template`` are the attack's own,
+            inserted before ``template``'s ``target`` and ``generator``.
         run: ``(template arguments, own knobs) -> adversarial images``, both as ``{name: value}`` with defaults
             filled.
         drop: ``template`` parameters the attack does not take (e.g. ``target`` for an untargeted attack).
@@ -40,10 +40,12 @@ def assemble(
         ``TypeError`` as for any function) and hands them to ``run``.
     """
     # Annotations resolved in each function's own module, so typing.get_type_hints works on the result.
-    hints = {**typing.get_type_hints(knobs), **typing.get_type_hints(template)}
+    knobs = knobs if isinstance(knobs, tuple) else (knobs,)
+    hints = {key: value for function in (*knobs, template) for key, value in typing.get_type_hints(function).items()}
     shared = [p for p in _resolved(template, hints) if p.name not in drop]
     taken = {p.name for p in shared}
-    own = [p for p in _resolved(knobs, hints) if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in taken]
+    own = [p for function in knobs for p in _resolved(function, hints)
+           if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in taken]
     split = next((i for i, p in enumerate(shared) if p.name in TAIL), len(shared))
     signature = inspect.Signature(shared[:split] + own + shared[split:], return_annotation=torch.Tensor)
     own_names = [p.name for p in own]
@@ -58,7 +60,7 @@ def assemble(
     attack.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()} | {"return": torch.Tensor}
     attack.__name__ = attack.__qualname__ = name
     attack.__doc__ = doc
-    attack.__module__ = knobs.__module__
+    attack.__module__ = knobs[0].__module__
     return attack
 
 

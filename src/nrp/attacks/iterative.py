@@ -48,6 +48,7 @@ def iterative_attack(
     target: torch.Tensor | str | None = None,
     generator: torch.Generator | None = None,
     input_transform: InputTransform | None = None,
+    pass_size: int | None = None,
     loss: Objective | None = None,
 ) -> torch.Tensor:
     """L-inf sign-gradient attack on the cross-entropy of ``model``; each option adds one published idea.
@@ -95,6 +96,9 @@ def iterative_attack(
             global generator (drawing in torchattacks' order, so seeded runs can be compared with it).
         input_transform: ``(x_t, generator) -> copies`` of shape ``(k * B, C, H', W')``, copy ``j`` of image
             ``b`` at index ``j * B + b``, differentiable in ``x_t``; exclusive with ``diversity_prob``.
+        pass_size: the most of ``input_transform``'s copies sent through ``model`` in one forward and backward
+            pass (>= 1); the gradient is summed over the passes, the same sum as one pass (up to float
+            rounding) with a bounded memory. ``None``: all copies in one pass.
         loss: ``(model(inputs), labels) -> scalar`` to ascend (targeted attacks cannot take one); ``labels`` are ``y`` as given (repeated per copy), not checked against class counts, as
             ``model`` may return features. ``None``: the cross-entropy summed over the batch.
 
@@ -132,6 +136,8 @@ def iterative_attack(
         check_labels(y, x.shape[0], "y")
     if isinstance(target, torch.Tensor):
         check_labels(target, x.shape[0], "target")
+    if pass_size is not None:
+        check_steps(pass_size, "pass_size")
     if input_transform is not None and diversity_prob > 0.0:
         raise InputError("give either input_transform or diversity_prob, not both")
     if loss is not None and target is not None:
@@ -161,15 +167,29 @@ def iterative_attack(
                 inputs = input_transform(x_adv, generator)
             else:
                 inputs = x_adv if diversity_prob == 0.0 else input_diversity(x_adv, diversity_prob, diversity_scale, generator)
-            outputs = model(inputs)
             copies = inputs.shape[0] // x.shape[0]
-            if loss is not None:
-                objective = loss(outputs, _repeat(labels, copies))
-            else:
-                if step == 0:
+            passes = [inputs] if pass_size is None or input_transform is None else inputs.detach().split(pass_size)
+            slices, start = [], 0
+            for part in passes:
+                if len(passes) > 1:
+                    # Each pass differentiates the model at its own detached slice of the copies; one backward pass
+                    # through the (cheap) transformation then carries their gradients to x_t.
+                    part.requires_grad_(True)
+                outputs = model(part)
+                if loss is None and step == 0 and start == 0:
                     labels = _attack_labels(labels, outputs, target, generator)
-                objective = F.cross_entropy(outputs, _repeat(labels, copies), reduction="sum")
-            (gradient,) = torch.autograd.grad(objective, x_adv)
+                repeated = _repeat(labels, copies)
+                part_labels = None if repeated is None else repeated[start:start + part.shape[0]]
+                if loss is not None:
+                    objective = loss(outputs, part_labels)
+                else:
+                    objective = F.cross_entropy(outputs, part_labels, reduction="sum")
+                slices.append(torch.autograd.grad(objective, x_adv if len(passes) == 1 else part)[0])
+                start += part.shape[0]
+            if len(passes) == 1:
+                gradient = slices[0]
+            else:
+                (gradient,) = torch.autograd.grad(inputs, x_adv, grad_outputs=torch.cat(slices))
         with torch.no_grad():
             if kernel is not None:
                 gradient = smooth_gradient(gradient, kernel)
