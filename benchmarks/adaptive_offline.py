@@ -4,7 +4,8 @@ Defense: the shipped NRP-Lite purifier (``nrp_lite_shipped_dynamic``: the author
 projected to 16/255, then the purifier, trained on EfficientNet-Lite0 ``_blocks.4`` features); defended
 target: ``--target`` from the zoo (normalisation inside); photos: the first ``--images`` foolbox photos of the
 offline benchmark with their labels, resized to ``--size`` x ``--size`` (bilinear, antialiased). Every attack
-is crafted through the defense by :func:`nrp.eval.adaptive.evaluate_adaptive` at eps 16/255:
+is crafted through the defense by :func:`nrp.eval.adaptive.evaluate_adaptive` at eps 16/255 (the rows are the
+attack entries ``nrp eval`` takes with an ``adaptive`` mapping):
 
 * AutoAttack, standard and rand versions (torchattacks, through :func:`nrp.attacks.autoattack`), full gradient;
 * PGD through the dynamic defense, full gradient and BPDA (identity), one draw and ``--eot`` EOT draws;
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 from machine import load_average, machine_info
 from nrp.atomic import atomic_path
 from nrp.defenses import create_defense
-from nrp.eval.adaptive import AdaptiveAttack, defended_accuracy, evaluate_adaptive
+from nrp.eval.adaptive import Adaptive, AdaptiveAttack, defended_accuracy, evaluate_adaptive
 from nrp.io import read_image
 from nrp.purifiers import shipped_weights
 from nrp.zoo import as_classifier
@@ -52,18 +53,26 @@ def load_photos(count: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor([int(r["label"]) for r in rows])
 
 
-def attacks(steps: int, eot: int, queries: int) -> list[AdaptiveAttack]:
-    """The rows, in the order of the table."""
-    step = 2.5 * EPS / steps  # Madry et al.'s 2.5 eps / steps
-    pgd = {"kind": "pgd", "steps": steps, "step_size": step}
+def attacks(steps: int, eot: int, queries: int, draws: int) -> list[AdaptiveAttack]:
+    """The rows, in the order of the table (Table 3's two rows last: crafted on the source). Their ``source`` and
+    ``substitute`` name the script's ``--source`` model and ``--substitute`` purifier (``main``'s ``models``)."""
+    pgd = {"steps": steps, "step_size": 2.5 * EPS / steps}  # Madry et al.'s 2.5 eps / steps
+    dim_ti = {"steps": steps, "step_size": EPS / steps}
+
+    def row(name: str, params: dict, label: str, **settings) -> AdaptiveAttack:
+        return AdaptiveAttack(name, params, Adaptive(draws=draws, **settings), label)
+
     return [
-        AdaptiveAttack("autoattack", version="standard", steps=steps, queries=queries),
-        AdaptiveAttack("autoattack", version="rand", steps=steps),
-        AdaptiveAttack(**pgd, gradient="full"),
-        AdaptiveAttack(**pgd, gradient="full", eot=eot),
-        AdaptiveAttack(**pgd, gradient="identity"),
-        AdaptiveAttack(**pgd, gradient="identity", eot=eot),
-        AdaptiveAttack(**pgd, gradient="full", fixed=True),
+        row("autoattack", {"version": "standard", "steps": steps, "queries": queries}, "autoattack standard"),
+        row("autoattack", {"version": "rand", "steps": steps}, "autoattack rand"),
+        row("pgd", pgd, "pgd full"),
+        row("pgd", pgd, f"pgd full eot{eot}", eot=eot),
+        row("pgd", pgd, "pgd identity", gradient="identity"),
+        row("pgd", pgd, f"pgd identity eot{eot}", gradient="identity", eot=eot),
+        row("pgd", pgd, "pgd full fixed noise", fixed=True),
+        row("dim_ti_fgsm", dim_ti, "table3 (DIM-TI, BPDA with the substitute)", gradient="substitute",
+            substitute="substitute", source="source"),
+        row("dim_ti_fgsm", dim_ti, "table3 (DIM-TI, BPDA with the identity)", gradient="identity", source="source"),
     ]
 
 
@@ -97,7 +106,7 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                      "eps": EPS, "pgd_step_size": 2.5 * EPS / args.steps, "dim_ti_step_size": EPS / args.steps,
-                     "defense": "nrp_lite_shipped_dynamic",
+                     "defense": "nrp_lite_shipped_dynamic", "defense_weights": shipped_weights().name,
                      "defense_weights_sha256": hashlib.sha256(shipped_weights().read_bytes()).hexdigest(),
                      "substitute_sha256": hashlib.sha256(args.substitute.read_bytes()).hexdigest()},
         "machine": machine_info(),
@@ -105,26 +114,25 @@ def main() -> None:
         "rows": [],
     }
 
-    def report(row) -> None:
-        row.details["seconds_since_start"] = round(time.perf_counter() - started, 1)
-        print(f"{row.attack}: single draw {row.single_draw:.0%}, worst of {row.draws} {row.worst_of_n:.0%} "
-              f"({row.details['seconds_since_start']:.0f} s)", flush=True)
-        record["rows"].append(row.__dict__)
-        record["wall_seconds"] = round(time.perf_counter() - started, 1)
+    def report(attack: AdaptiveAttack, row: dict) -> None:
+        row = {"attack": attack.label, **row, "name": attack.name, "params": attack.params,
+               "adaptive": {k: v for k, v in vars(attack.settings).items()},
+               "seconds_since_start": round(time.perf_counter() - started, 1)}
+        print(f"{row['attack']}: single draw {row['single_draw']:.0%}, worst of {row['draws']} {row['worst_of_n']:.0%} "
+              f"({row['seconds_since_start']:.0f} s)", flush=True)
+        record["rows"].append(row)
+        record["wall_seconds"] = row["seconds_since_start"]
         record["machine"]["load_average_now"] = load_average()
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(record, indent=1) + "\n")
 
     print(f"clean: undefended {undefended:.0%}, defended single draw {clean_single:.0%}, worst of {args.draws} "
           f"{clean_worst:.0%}", flush=True)
-    evaluate_adaptive(attacks(args.steps, args.eot, args.queries), defense, classifier, x, y, EPS, draws=args.draws, seed=0,
-                      on_row=report)
-    table3 = [AdaptiveAttack("table3", steps=args.steps, label="table3 (DIM-TI, BPDA with the substitute)")]
-    evaluate_adaptive(table3, defense, classifier, x, y, EPS, draws=args.draws, seed=0, source=source,
-                      substitute=substitute, on_row=report)
-    identity = [AdaptiveAttack("table3", steps=args.steps, label="table3 (DIM-TI, BPDA with the identity)")]
-    evaluate_adaptive(identity, defense, classifier, x, y, EPS, draws=args.draws, seed=0, source=source,
-                      on_row=report)
+    models = {"source": source, "substitute": substitute}
+    for attack in attacks(args.steps, args.eot, args.queries, args.draws):
+        settings = attack.settings
+        report(attack, evaluate_adaptive(attack, defense, classifier, x, y, EPS, seed=0, source=models.get(settings.source),
+                                         substitute=models.get(settings.substitute)))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ Three levels, each derandomized with capped sizes so CI stays fast:
 * random mutations of a valid, cheap experiment (tiny TorchScript classifier, two 12 px photos): wrong types,
   unknown keys, random names and parameter values, deleted keys, flags; some still run, and must complete;
 * random values for each key, straight into the schema: it accepts or refuses with one line, and whatever it
-  accepts the downstream parsers (components, the cross-task, curves and adaptive sections, the attack and
-  defense signatures) accept too.
+  accepts the downstream parsers (components, the cross-task and curves sections, attack entries' adaptive
+  mappings, the attack and defense signatures) accept too.
 
 A refusal (exit code 2) leaves no run folder behind; a runtime failure (exit code 1) no temporary file.
 The total number of examples is the sum of the ``max_examples`` settings below.
@@ -35,6 +35,7 @@ from PIL import Image
 from nrp.attacks.registry import ATTACKS
 from nrp.cli.main import main
 from nrp.defenses.registry import DEFENSES
+from nrp.eval.adaptive import Adaptive
 from nrp.eval.components import Component
 from nrp.eval.config import EvalConfig
 from nrp.eval.experiment_schema import Options, attack_parameters, check_experiment, defense_parameters
@@ -180,11 +181,11 @@ def mutate(data: st.DataObject, experiment: dict[str, Any]) -> list[str]:
         else:
             entry = items[index] if isinstance(items[index], dict) else {"name": items[index]}
             known = ["steps", "step_size", "momentum", "target", "ti_kernel", "diversity_prob", "quality", "bits",
-                     "sigma", "window", "weights", "label", "eps", "device"]
+                     "sigma", "window", "weights", "label", "eps", "device", "adaptive"]
             entry[data.draw(st.one_of(st.sampled_from(known), st.text(min_size=1, max_size=4)))] = data.draw(VALUES)
             items[index] = entry
     elif operation == "section":
-        section = data.draw(st.sampled_from(["curves", "cross_task", "adaptive", "preprocessing", "model_weights"]))
+        section = data.draw(st.sampled_from(["curves", "cross_task", "preprocessing", "model_weights"]))
         experiment[section] = data.draw(st.dictionaries(st.sampled_from(["source", "target", "images", "attacks",
                                                                           "defense", "crop_pct", "kind", "masks"]),
                                                          VALUES, max_size=3))
@@ -242,10 +243,13 @@ def test_what_the_schema_accepts_the_pipeline_accepts(world, key, value, data):
             accepted = parameters(component.name)
             assert set(component.params) <= set(accepted)
             registry = ATTACKS if what == "attack" else DEFENSES
+            own = {key: value for key, value in component.params.items() if key != "adaptive"}
+            if "adaptive" in component.params:
+                Adaptive.parse(component.params["adaptive"])
             if component.name in registry and component.name not in ("ssp", "fff", "cda"):
-                inspect.signature(registry[component.name]).bind_partial(**component.params)
+                inspect.signature(registry[component.name]).bind_partial(**own)
     assert all(isinstance(eps, float) and 0 <= eps <= 255 for eps in config.eps)
     assert isinstance(config.batch_size, int) and not isinstance(config.batch_size, bool) and config.batch_size >= 1
-    for section in ("curves", "cross_task", "adaptive"):
+    for section in ("curves", "cross_task"):
         if getattr(config, section) is not None:
             copy.deepcopy(getattr(config, section))  # plain values only

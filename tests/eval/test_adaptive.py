@@ -1,4 +1,5 @@
-"""The adaptive protocol on constructed cases: worst-of-N, fixed randomness, BPDA and EOT, Table 3's substitute."""
+"""Adaptive attack entries on constructed cases: worst-of-N, fixed randomness, BPDA and EOT, Table 3's substitute,
+and a known answer of ``nrp eval`` end to end."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import torch
 from torch import nn
 
 from nrp.errors import InputError
-from nrp.eval.adaptive import AdaptiveAttack, FixedRandomness, craft, defended_accuracy, evaluate_adaptive
+from nrp.eval.adaptive import Adaptive, AdaptiveAttack, FixedRandomness, craft, defended_accuracy, evaluate_adaptive
 
-from .conftest import BoundaryClassifier
+from .conftest import BoundaryClassifier, ConstantClassifier
 
 EPS = 16 / 255
 
@@ -59,79 +60,117 @@ def test_fixed_randomness_reuses_one_draw():
     assert not torch.equal(fixed(x), FixedRandomness(noisy, seed=4)(x))
 
 
+def adaptive(name: str, params: dict | None = None, **settings) -> AdaptiveAttack:
+    return AdaptiveAttack(name, params or {}, Adaptive(**settings))
+
+
 @pytest.mark.parametrize("gradient", ["full", "identity"])
 def test_pgd_with_eot_through_a_dynamic_defense_breaks_the_boundary_classifier(boundary_batch, gradient):
     x, y = boundary_batch
-    attack = AdaptiveAttack("pgd", gradient=gradient, eot=4, steps=10, step_size=2 / 255)
-    (row,) = evaluate_adaptive([attack], Noisy(), BoundaryClassifier(), x, y, EPS, draws=5)
-    assert row.clean == 1.0
-    assert row.single_draw == 0.0 and row.worst_of_n == 0.0
-    assert row.attack == f"pgd {gradient} eot4"
+    attack = adaptive("pgd", {"steps": 10, "step_size": 2 / 255}, gradient=gradient, eot=4, draws=5)
+    row = evaluate_adaptive(attack, Noisy(), BoundaryClassifier(), x, y, EPS)
+    assert row["clean"] == 1.0
+    assert row["single_draw"] == 0.0 and row["worst_of_n"] == 0.0 and row["draws"] == 5
+
+
+def test_a_source_is_what_the_attack_is_crafted_on(boundary_batch):
+    # Crafted on a classifier without gradient, PGD moves nothing across the boundary; on the target it does.
+    x, y = boundary_batch
+    attack = adaptive("pgd", {"steps": 10, "step_size": 2 / 255}, draws=2)
+    on_source = evaluate_adaptive(attack, nn.Identity(), BoundaryClassifier(), x, y, EPS, source=ConstantClassifier())
+    on_target = evaluate_adaptive(attack, nn.Identity(), BoundaryClassifier(), x, y, EPS)
+    assert (on_source["single_draw"], on_target["single_draw"]) == (1.0, 0.0)
 
 
 def test_table3_with_an_identity_substitute_is_bpda_with_the_identity(boundary_batch):
     x, y = boundary_batch
     source = BoundaryClassifier()
-    attack = AdaptiveAttack("table3", steps=10)
-    with_substitute = craft(attack, nn.Identity(), source, x, y, EPS, torch.Generator().manual_seed(0), source, nn.Identity())
-    bpda = craft(attack, nn.Identity(), source, x, y, EPS, torch.Generator().manual_seed(0), source, None)
+    generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    with_substitute = craft(adaptive("dim_ti_fgsm", gradient="substitute", substitute="none"), nn.Identity(), source,
+                            x, y, EPS, generator(), nn.Identity())
+    bpda = craft(adaptive("dim_ti_fgsm", gradient="identity"), nn.Identity(), source, x, y, EPS, generator())
     assert torch.equal(with_substitute, bpda)
     assert (with_substitute - x).abs().max() <= EPS + 1e-6
 
 
-def test_table3_needs_a_source(boundary_batch):
-    x, y = boundary_batch
-    with pytest.raises(InputError, match="needs a source classifier"):
-        craft(AdaptiveAttack("table3"), nn.Identity(), BoundaryClassifier(), x, y, EPS, torch.Generator())
-
-
 @pytest.mark.parametrize(
     "value, message",
-    [({"kind": "cw"}, "unknown adaptive attack kind 'cw'"), ({"kind": "pgd", "gradient": "substitute"}, "gradient must be"),
-     ({"kind": "pgd", "eot": 0}, "eot must be >= 1"), ({"kind": "autoattack", "queries": 0}, "queries must be >= 1"),
-     ({"kind": "pgd", "restarts": 2}, "unknown keys restarts"),
-     ("pgd", "must be a mapping")],
+    [({"gradient": "straight"}, "gradient must be one of full, identity, substitute"),
+     ({"gradient": "substitute"}, "go together"), ({"substitute": "none"}, "go together"),
+     ({"eot": 0}, "eot must be >= 1"), ({"draws": 0}, "draws must be >= 1"),
+     ({"restarts": 2}, "unknown keys restarts"), ("full", "must be a mapping")],
 )
-def test_bad_attack_entries_are_refused(value, message):
+def test_bad_adaptive_settings_are_refused(value, message):
     with pytest.raises(InputError, match=message):
-        AdaptiveAttack.parse(value)
+        Adaptive.parse(value)
 
 
-def test_nrp_eval_runs_the_adaptive_block_and_writes_its_table(boundary_images, tmp_path):
+def test_autoattack_entries_pass_their_own_parameters_to_the_adapter(boundary_batch, monkeypatch):
+    import nrp.attacks.registry as registry
+
+    x, y = boundary_batch
+    seen = []
+    monkeypatch.setitem(registry.ATTACKS, "autoattack", lambda model, x, y, **kw: seen.append((model, kw)) or x)
+    craft(adaptive("autoattack", {"version": "rand", "eot_draws": 3, "steps": 4}), nn.Identity(), BoundaryClassifier(),
+          x, y, EPS, torch.Generator())
+    (model, kw), = seen
+    assert (kw["version"], kw["eot_draws"], kw["steps"], kw["eps"]) == ("rand", 3, 4, EPS)
+    assert model.gradient == "full" and model.eot_samples == 1  # rand's own EOT, not DefendedModel's
+
+
+# Flat 24x24 greys below the midpoints 93/255 (class 0 -> 1) and 178/255 (class 2 -> 3) of the boundary
+# classifier by 13, 10, 7 and 4 levels: within eps 8 only some can cross.
+KNOWN_LEVELS = ((80, 0), (83, 0), (86, 0), (89, 0), (165, 2), (168, 2), (171, 2), (174, 2))
+KNOWN_ATTACKS = [
+    {"name": "pgd", "steps": 10, "step_size": 1 / 255, "label": "pgd", "adaptive": {"draws": 3}},
+    {"name": "pgd", "steps": 10, "step_size": 1 / 255, "label": "bpda", "adaptive": {"gradient": "identity", "draws": 3}},
+    {"name": "pgd", "steps": 6, "step_size": 2 / 255, "label": "fixed", "adaptive": {"eot": 2, "fixed": True, "draws": 3}},
+    {"name": "dim_ti_fgsm", "steps": 10, "step_size": 8 / 255 / 10, "label": "table3",
+     "adaptive": {"gradient": "identity", "source": "edge", "draws": 3}},
+]
+# What the former `adaptive:` block of nrp eval gave on these images (measured before it became these entries):
+# {kind: pgd, steps: 10, step_size: 1/255}, the same with gradient identity, {kind: pgd, eot: 2, steps: 6,
+# step_size: 2/255, fixed: true}, {kind: table3, steps: 10} with source edge, at eps 8, draws 3.
+KNOWN_SINGLE_DRAW = {
+    "none": {"pgd": 0.75, "bpda": 0.75, "fixed": 0.5, "table3": 0.625},
+    # Quantisation has a zero gradient: the full gradient cannot move any image; BPDA can.
+    "bit_depth(bits=5)": {"pgd": 1.0, "bpda": 0.625, "fixed": 1.0, "table3": 0.625},
+}
+
+
+@pytest.fixture
+def known_images(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "known"
+    folder.mkdir()
+    rows = ["filename,label"]
+    for index, (level, label) in enumerate(KNOWN_LEVELS):
+        Image.fromarray(np.full((24, 24, 3), level, dtype=np.uint8)).save(folder / f"img{index}.png")
+        rows.append(f"img{index}.png,{label}")
+    (tmp_path / "known.csv").write_text("\n".join(rows) + "\n")
+    return folder, tmp_path / "known.csv"
+
+
+def test_nrp_eval_crafts_adaptive_entries_through_each_defense_with_the_former_blocks_numbers(known_images, tmp_path):
+    import json
+
     from nrp.eval.config import EvalConfig
     from nrp.eval.experiment_file import check_config
     from nrp.eval.run import run_evaluation
 
-    folder, labels = boundary_images
+    folder, labels = known_images
     config = EvalConfig(images=str(folder), labels=str(labels), image_size=24, out=str(tmp_path / "run"),
-                        targets=["edge"], batch_size=3, adaptive={
-                            "defense": "none", "target": "edge", "draws": 3, "source": "edge",
-                            "attacks": [{"kind": "pgd", "eot": 2}, {"kind": "table3", "label": "Table 3 (BPDA)"}]})
-    check_config(config)
+                        targets=["edge"], batch_size=4, eps=[8.0], attacks=KNOWN_ATTACKS,
+                        defenses=["none", {"name": "bit_depth", "bits": 5}])
+    check_config(config)  # no sources: every attack is crafted through the defense
     files = run_evaluation(config, {"edge": BoundaryClassifier()})
+    rows = json.loads(files["adaptive_json"].read_text())
+    found = {(r["defense"], r["attack"]): r for r in rows}
+    assert {d: {a: found[d, a]["single_draw"] for a in attacks} for d, attacks in KNOWN_SINGLE_DRAW.items()} == \
+        KNOWN_SINGLE_DRAW
+    assert all(r["worst_of_n"] == r["single_draw"] and r["clean"] == 1.0 and r["draws"] == 3 for r in rows)
+    assert not (tmp_path / "run" / "sets" / "edge").exists()  # nothing crafted per source
     table = files["adaptive_md"].read_text()
-    assert "| pgd full eot2 | 100.0% | 0.0% | 0.0% | 3 |" in table
-    assert "| Table 3 (BPDA) |" in table
-
-
-def test_an_adaptive_block_without_a_source_for_table3_is_refused():
-    from nrp.eval.config import EvalConfig
-    from nrp.eval.experiment_file import check_config
-
-    config = EvalConfig(images="x", out="y", targets=["t"], adaptive={"defense": "none", "target": "t",
-                                                                      "attacks": [{"kind": "table3"}]})
-    with pytest.raises(InputError, match="a table3 attack needs 'source'"):
-        check_config(config)
-
-
-def test_autoattack_rows_pass_their_eot_draws_queries_and_steps_to_the_adapter(boundary_batch, monkeypatch):
-    import nrp.eval.adaptive as adaptive
-
-    x, y = boundary_batch
-    seen = []
-    monkeypatch.setattr(adaptive, "autoattack", lambda model, x, y, **kw: seen.append(kw) or x)
-    craft(AdaptiveAttack("autoattack", version="rand", eot=3, steps=4), nn.Identity(), BoundaryClassifier(), x, y, EPS,
-          torch.Generator())
-    craft(AdaptiveAttack("autoattack", queries=7), nn.Identity(), BoundaryClassifier(), x, y, EPS, torch.Generator())
-    assert [(kw["version"], kw["eot_draws"], kw["steps"], kw["queries"]) for kw in seen] == [
-        ("rand", 3, 4, 5000), ("standard", 20, 10, 7)]
+    assert "| bpda | 8 | bit_depth(bits=5) | edge | edge | identity | 1 | 100.0% | 62.5% | 62.5% | 3 |" in table

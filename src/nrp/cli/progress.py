@@ -18,15 +18,16 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from nrp.eval.config import EvalConfig
-from nrp.eval.run import CURVES_STAGE
+from nrp.eval.run import ADAPTIVE_STAGE, CURVES_STAGE
 from nrp.eval.sets import clean_set, plan_sets
 
 
 def stage_plan(config: EvalConfig) -> list[str]:
-    """The descriptions of the stages of ``config`` (classification, then the curves), in the order they run."""
-    sets = plan_sets(Path(config.out), config.attack_components(), config.eps, config.sources)
+    """The descriptions of the stages of ``config`` (classification, the curves, the adaptive attacks), in the
+    order they run."""
+    sets = plan_sets(Path(config.out), config.transfer_components(), config.eps, config.sources)
     stages = ["clean images", *(f"craft {s.key}" for s in sets), *(f"evaluate {s.key}" for s in [clean_set(Path(config.out)), *sets])]
-    return stages + ([CURVES_STAGE] if config.curves else [])
+    return stages + ([CURVES_STAGE] if config.curves else []) + ([ADAPTIVE_STAGE] if config.adaptive_components() else [])
 
 
 class _Counter:

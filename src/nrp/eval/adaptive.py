@@ -1,29 +1,30 @@
-"""Adaptive evaluation: attacks that know the defense, crafted through it (issue 15).
+"""Adaptive evaluation: attack entries of ``nrp eval`` crafted through the defense they are scored against (issue 15).
 
 The transfer protocol (:mod:`nrp.eval.protocol`) crafts each set once per source, blind to the defense. An
-adaptive attacker instead differentiates through ``defense`` and ``classifier`` together
-(:class:`~nrp.attacks.DefendedModel`), so every (attack, defense, target) is crafted on its own:
+attack entry with an ``adaptive`` mapping is instead crafted white box on every (defense, target) pair of the
+experiment: the registered attack runs on :class:`~nrp.attacks.DefendedModel` (the defense in front of the
+target), so each (attack, eps, defense, target) is crafted on its own. Any classifier attack of the registry
+can be adaptive:
 
-* ``pgd``: PGD with ``eot`` draws of a randomised defense per step, through the full gradient or BPDA
-  (``gradient: identity``, Athalye et al. 2018);
-* ``autoattack``: AutoAttack, ``version: standard`` or ``rand`` (APGD-CE/DLR with 20 EOT draws), from
-  torchattacks through :func:`~nrp.attacks.autoattack`;
-* ``table3``: the paper's Table 3 protocol: DIM-TI crafted on a *source* classifier behind a locally trained
-  *substitute* purifier (BPDA: the real defense forward, the substitute's gradient; identity if none), then
-  transferred to the defended target.
+* ``{name: pgd, adaptive: {eot: 8}}``: PGD through the dynamic defense with EOT over 8 draws per step, the full
+  gradient; ``adaptive: {gradient: identity}`` is BPDA (Athalye et al. 2018);
+* ``{name: autoattack, version: rand}``: AutoAttack from torchattacks (:func:`~nrp.attacks.autoattack`), its
+  own EOT draws (``eot_draws``, 20);
+* the paper's Table 3 protocol: ``{name: dim_ti_fgsm, adaptive: {source: MODEL, gradient: substitute,
+  substitute: DEFENSE}}``: DIM-TI crafted on a *source* classifier behind the defense with the gradient of a
+  locally trained *substitute* purifier (BPDA: the real defense forward), then scored on the defended target.
 
-Each row reports the defended accuracy of one purification of the final adversarial image (single draw) and
-its worst of ``draws`` purifications (an image counts as broken if any draw misclassifies it); with
-``fixed: true`` the dynamic defense's noise is fixed (the same draw at every call, attack and evaluation), a
-deterministic defense reported separately.
+The mapping's keys are the fields of :class:`Adaptive`. Each row reports the defended accuracy of one
+purification of the final adversarial image (single draw) and its worst of ``draws`` purifications (an image
+counts as broken if any draw misclassifies it); with ``fixed: true`` the dynamic defense's noise is fixed (the
+same draw at every call, attack and evaluation), a deterministic defense reported separately.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,74 +32,84 @@ import torch
 from torch import nn
 
 from nrp.atomic import atomic_path
-from nrp.attacks import DefendedModel, autoattack, dim_ti_fgsm, pgd
-from nrp.attacks.autoattack import RAND_EOT_DRAWS, SQUARE_QUERIES
+from nrp.attacks import DefendedModel
+from nrp.attacks.registry import get_attack
+from nrp.attacks.through_defense import GRADIENT_MODES
 from nrp.errors import InputError
+from nrp.eval.components import ADAPTIVE, Component
 
-KINDS = ("pgd", "autoattack", "table3")
-GRADIENTS = ("full", "identity")
+ADAPTIVE_JSON, ADAPTIVE_MD = "adaptive.json", "adaptive.md"
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """How an attack entry is crafted through the defense: the keys of its ``adaptive`` mapping.
+
+    Attributes:
+        gradient: the backward pass through the defense (:class:`~nrp.attacks.DefendedModel`): ``full``,
+            ``identity`` (BPDA) or ``substitute`` (BPDA with ``substitute``'s Jacobian).
+        eot: defense draws whose logits are averaged per forward pass (EOT), >= 1.
+        fixed: fix the dynamic defense's randomness (one seeded draw reused at every call).
+        draws: N of the worst-of-N figure, >= 1.
+        source: the classifier the attack is crafted on (Table 3: the attacker's own model); ``None``: each
+            target itself (white box).
+        substitute: the defense whose gradient stands in for the defense's (``gradient: substitute``).
+        max_images: attack only the first this many images (``None``: all).
+    """
+
+    gradient: str = "full"
+    eot: int = 1
+    fixed: bool = False
+    draws: int = 10
+    source: str | None = None
+    substitute: Any = None
+    max_images: int | None = None
+
+    @classmethod
+    def parse(cls, value: Any) -> Adaptive:
+        """From an entry's ``adaptive`` mapping (``{}`` for every default); bad keys and values raise."""
+        if not isinstance(value, dict):
+            raise InputError(f"adaptive must be a mapping of {', '.join(cls.__dataclass_fields__)}, got {value!r}")
+        unknown = sorted(set(value) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InputError(f"adaptive: unknown keys {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}")
+        settings = cls(**value)
+        if settings.gradient not in GRADIENT_MODES:
+            raise InputError(f"adaptive gradient must be one of {', '.join(GRADIENT_MODES)}, got '{settings.gradient}'")
+        if (settings.gradient == "substitute") != (settings.substitute is not None):
+            raise InputError("adaptive: 'gradient: substitute' and a 'substitute' defense go together")
+        for name in ("eot", "draws"):
+            if getattr(settings, name) < 1:
+                raise InputError(f"adaptive {name} must be >= 1, got {getattr(settings, name)}")
+        return settings
 
 
 @dataclass(frozen=True)
 class AdaptiveAttack:
-    """One adaptive attack; the keys of an ``adaptive.attacks`` entry map one-to-one onto these fields.
+    """One adaptive attack: a registered classifier attack, its parameters, and how it goes through the defense.
 
     Attributes:
-        kind: ``pgd``, ``autoattack`` or ``table3``.
-        gradient: ``full`` (through the defense) or ``identity`` (BPDA); ``table3`` uses its substitute.
-        eot: defense draws averaged per forward pass (EOT), >= 1; for AutoAttack's ``rand`` version, its EOT
-            draws per step (1 means its default 20).
-        steps: iterations (PGD, AutoAttack's APGD/FAB, DIM-TI).
-        step_size: PGD's step, [0, 1] units.
-        version: AutoAttack's ``standard`` or ``rand``.
-        queries: Square's query budget in AutoAttack's ``standard`` version (5000).
-        fixed: fix the dynamic defense's randomness (one draw, reused at every call).
-        label: the row's name (default: made from the fields).
+        name: the registered attack (``pgd``, ``autoattack``, ``dim_ti_fgsm``, ...).
+        params: its keyword parameters, [0, 1] units (as in an experiment file's entry), without ``eps``.
+        settings: :class:`Adaptive`.
+        label: the row's name.
     """
 
-    kind: str
-    gradient: str = "full"
-    eot: int = 1
-    steps: int = 10
-    step_size: float = 2 / 255
-    version: str = "standard"
-    queries: int = SQUARE_QUERIES
-    fixed: bool = False
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    settings: Adaptive = Adaptive()
     label: str = ""
 
     @classmethod
-    def parse(cls, value: dict[str, Any]) -> AdaptiveAttack:
-        """From a mapping such as ``{"kind": "pgd", "eot": 8, "gradient": "identity"}``; bad keys raise."""
-        if not isinstance(value, dict) or "kind" not in value:
-            raise InputError(f"each adaptive attack must be a mapping with a 'kind' ({', '.join(KINDS)}), got {value!r}")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise InputError(f"adaptive attack: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        attack = cls(**value)
-        attack.check()
-        return attack
+    def of(cls, component: Component) -> AdaptiveAttack:
+        """The adaptive attack of an ``nrp eval`` attack entry that has an ``adaptive`` mapping."""
+        params = {key: value for key, value in component.params.items() if key != ADAPTIVE}
+        return cls(component.name, params, Adaptive.parse(component.params[ADAPTIVE]), component.label)
 
-    def check(self) -> None:
-        """Refuse values that cannot work."""
-        if self.kind not in KINDS:
-            raise InputError(f"unknown adaptive attack kind '{self.kind}'; known: {', '.join(KINDS)}")
-        if self.gradient not in GRADIENTS:
-            raise InputError(f"adaptive attack gradient must be one of {', '.join(GRADIENTS)}, got '{self.gradient}'")
-        for name in ("eot", "steps", "queries"):
-            if getattr(self, name) < 1:
-                raise InputError(f"adaptive attack {name} must be >= 1, got {getattr(self, name)}")
 
-    @property
-    def name(self) -> str:
-        """The label, or one made from the fields (``pgd full eot8``)."""
-        if self.label:
-            return self.label
-        mode = {"autoattack": self.version, "table3": "(DIM-TI, BPDA)"}.get(self.kind, self.gradient)
-        parts = [self.kind, mode]
-        parts += [f"eot{self.eot}"] if self.eot > 1 else []
-        parts += ["fixed noise"] if self.fixed else []
-        return " ".join(parts)
+def is_adaptive(component: Component) -> bool:
+    """Whether an attack entry is crafted through the defense (it has an ``adaptive`` mapping)."""
+    return ADAPTIVE in component.params
 
 
 class FixedRandomness(nn.Module):
@@ -118,37 +129,21 @@ class FixedRandomness(nn.Module):
         return self.defense(x)
 
 
-@dataclass
-class AdaptiveResult:
-    """One row: accuracies in [0, 1] over the images."""
-
-    attack: str
-    single_draw: float
-    worst_of_n: float
-    draws: int
-    clean: float
-    details: dict[str, Any] = field(default_factory=dict)
-
-
 def craft(
-    attack: AdaptiveAttack, defense: nn.Module, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-    generator: torch.Generator, source: nn.Module | None = None, substitute: nn.Module | None = None,
+    attack: AdaptiveAttack, defense: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
+    generator: torch.Generator, substitute: nn.Module | None = None,
 ) -> torch.Tensor:
-    """The adversarial images of ``attack`` against ``classifier(defense(.))`` (``table3``: crafted on ``source``)."""
-    if attack.kind == "table3":
-        if source is None:
-            raise InputError("the table3 protocol needs a source classifier to craft on")
-        mode = "substitute" if substitute is not None else "identity"
-        through = DefendedModel(defense, source, gradient=mode, substitute=substitute, eot_samples=attack.eot)
-        return dim_ti_fgsm(through, x, y, eps=eps, steps=attack.steps, step_size=eps / attack.steps, generator=generator)
-    if attack.kind == "pgd":
-        through = DefendedModel(defense, classifier, gradient=attack.gradient, eot_samples=attack.eot)
-        return pgd(through, x, y, eps=eps, step_size=attack.step_size, steps=attack.steps, generator=generator)
-    # AutoAttack's rand version draws its own EOT samples (one defense call each): eot > 1 sets their number.
-    through = DefendedModel(defense, classifier, gradient=attack.gradient)
-    draws = attack.eot if attack.eot > 1 else RAND_EOT_DRAWS
-    return autoattack(through, x, y, eps=eps, version=attack.version, steps=attack.steps, eot_draws=draws,
-                      queries=attack.queries, generator=generator)
+    """``attack``'s adversarial images against ``model(defense(.))``, with its gradient mode and EOT draws.
+
+    Args:
+        model: the classifier the attack differentiates (the target, or Table 3's source), [0, 1] -> logits.
+        x: ``(B, 3, H, W)`` in [0, 1]; y: ``(B,)`` labels. eps: L-inf budget, [0, 1] units.
+        substitute: the stand-in of ``gradient: substitute``.
+    """
+    settings = attack.settings
+    through = DefendedModel(defense, model, gradient=settings.gradient, substitute=substitute,
+                            eot_samples=settings.eot)
+    return get_attack(attack.name)(through, x, y, eps=eps, generator=generator, **attack.params)
 
 
 def defended_accuracy(
@@ -165,112 +160,85 @@ def defended_accuracy(
 
 
 def evaluate_adaptive(
-    attacks: list[AdaptiveAttack], defense: nn.Module, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor,
-    eps: float, *, draws: int = 10, seed: int = 0, source: nn.Module | None = None,
-    substitute: nn.Module | None = None, on_row: Callable[[AdaptiveResult], None] | None = None,
-) -> list[AdaptiveResult]:
-    """Craft every adaptive attack through ``defense`` and report single-draw and worst-of-``draws`` accuracy.
+    attack: AdaptiveAttack, defense: nn.Module, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor,
+    eps: float, *, seed: int = 0, source: nn.Module | None = None, substitute: nn.Module | None = None,
+) -> dict[str, Any]:
+    """Craft ``attack`` through ``defense`` and score it on ``classifier(defense(.))``: one row.
 
     Args:
-        attacks: what to run (:class:`AdaptiveAttack`).
+        attack: what to run (:class:`AdaptiveAttack`).
         defense: [0, 1] -> [0, 1] module, possibly randomised (a dynamic purifier).
         classifier: the defended target, [0, 1] images -> logits.
-        x: clean images ``(B, 3, H, W)`` in [0, 1]. y: labels ``(B,)``.
+        x: clean images ``(B, 3, H, W)`` in [0, 1]; its first ``max_images`` are attacked. y: labels ``(B,)``.
         eps: L-inf budget, [0, 1] units.
-        draws: N of the worst-of-N figure (>= 1).
-        seed: seeds each attack's generator and the fixed-randomness draw.
-        source, substitute: the ``table3`` protocol's source classifier and substitute purifier.
+        seed: seeds the attack's generator and the fixed-randomness draw.
+        source: the classifier crafted on (``settings.source``); ``None``: ``classifier`` (white box).
+        substitute: the stand-in of ``gradient: substitute``.
+
+    Returns:
+        ``{clean, single_draw, worst_of_n}`` accuracies in [0, 1] (``clean``: the defended clean images, one
+        draw), ``draws`` and ``images``.
+    """
+    settings = attack.settings
+    x, y = x[:settings.max_images], y[:settings.max_images]
+    attacked = FixedRandomness(defense, seed) if settings.fixed else defense
+    clean, _ = defended_accuracy(attacked, classifier, x, y, 1)
+    x_adv = craft(attack, attacked, classifier if source is None else source, x, y, eps,
+                  torch.Generator().manual_seed(seed), substitute)
+    single, worst = defended_accuracy(attacked, classifier, x_adv, y, settings.draws)
+    return {"clean": clean, "single_draw": single, "worst_of_n": worst, "draws": settings.draws,
+            "images": int(x.shape[0])}
+
+
+def adaptive_rows(
+    attacks: list[Component], eps_values: list[float], defenses: dict[str, nn.Module], targets: list[str],
+    classifier: Callable[[str], nn.Module], build_defense: Callable[[Any], nn.Module], x: torch.Tensor,
+    y: torch.Tensor, seed: int, on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The adaptive entries of an experiment on its clean images: a row per (attack, eps, defense, target).
+
+    Args:
+        attacks: the entries with an ``adaptive`` mapping (:func:`is_adaptive`), in the file's order.
+        eps_values: the budgets, 0-255 units. defenses: the run's defenses by label. targets: model names.
+        classifier: a model name -> the classifier (the run's model bank).
+        build_defense: a defense entry -> module (the substitutes).
+        x: ``(N, 3, H, W)`` the stored clean images in [0, 1]; y: ``(N,)`` their labels.
+        seed: the run seed; entry ``k`` (of the adaptive ones) is seeded with ``seed + k``, and a randomised
+            defense draws from the global RNG seeded from it, inside ``torch.random.fork_rng``.
         on_row: called with each row as it is done (progress).
     """
-    if draws < 1:
-        raise InputError(f"draws must be >= 1, got {draws}")
     rows = []
-    for index, attack in enumerate(attacks):
-        attacked = FixedRandomness(defense, seed) if attack.fixed else defense
-        clean, _ = defended_accuracy(attacked, classifier, x, y, 1)
-        x_adv = craft(attack, attacked, classifier, x, y, eps, torch.Generator().manual_seed(seed + index), source,
-                      substitute)
-        single, worst = defended_accuracy(attacked, classifier, x_adv, y, draws)
-        row = AdaptiveResult(attack.name, single, worst, draws, clean,
-                             {"kind": attack.kind, "gradient": attack.gradient, "eot": attack.eot,
-                              "steps": attack.steps, "fixed": attack.fixed, "version": attack.version,
-                              "queries": attack.queries, "images": int(x.shape[0]), "eps": eps})
-        rows.append(row)
-        if on_row is not None:
-            on_row(row)
+    for index, component in enumerate(attacks):
+        attack = AdaptiveAttack.of(component)
+        settings = attack.settings
+        source = None if settings.source is None else classifier(settings.source)
+        substitute = None if settings.substitute is None else build_defense(settings.substitute)
+        for eps in eps_values:
+            for defense, module in defenses.items():
+                for target in targets:
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(seed + index)
+                        scores = evaluate_adaptive(attack, module, classifier(target), x, y, eps / 255,
+                                                   seed=seed + index, source=source, substitute=substitute)
+                    row = {"attack": component.label, "eps": eps, "defense": defense, "target": target,
+                           "crafted_on": settings.source or target, **scores,
+                           "name": attack.name, "params": attack.params, "adaptive": asdict(settings)}
+                    rows.append(row)
+                    if on_row is not None:
+                        on_row(row)
     return rows
 
 
-ADAPTIVE_KEYS = ("defense", "target", "attacks", "eps", "draws", "max_images", "source", "substitute")
-
-
-def parse_adaptive(value: dict[str, Any]) -> tuple[dict[str, Any], list[AdaptiveAttack]]:
-    """Check the ``adaptive`` key of an experiment file; returns it with defaults filled, and its attacks.
-
-    ``{defense: <defense component>, target: MODEL, attacks: [{kind: pgd, eot: 8}, ...], eps: 16 (0-255),
-    draws: 10, max_images: null, source: MODEL (table3), substitute: <defense component> (table3)}``.
-    """
-    if not isinstance(value, dict):
-        raise InputError(f"adaptive must be a mapping of {', '.join(ADAPTIVE_KEYS)}, got {value!r}")
-    unknown = sorted(set(value) - set(ADAPTIVE_KEYS))
-    if unknown:
-        raise InputError(f"adaptive: unknown keys {', '.join(unknown)}; known: {', '.join(ADAPTIVE_KEYS)}")
-    for key in ("defense", "target", "attacks"):
-        if key not in value:
-            raise InputError(f"adaptive needs '{key}'")
-    settings = {"eps": 16.0, "draws": 10, "max_images": None, "source": None, "substitute": None, **value}
-    attacks = [AdaptiveAttack.parse(entry) for entry in settings["attacks"]]
-    if any(a.kind == "table3" for a in attacks) and settings["source"] is None:
-        raise InputError("adaptive: a table3 attack needs 'source' (the classifier it is crafted on)")
-    return settings, attacks
-
-
-def run_adaptive(value: dict[str, Any], models: Any, clean: torch.Tensor, labels: torch.Tensor, seed: int,
-                 device: torch.device) -> list[AdaptiveResult]:
-    """The ``adaptive`` block of an experiment on the run's stored clean images (``nrp eval``'s hook).
-
-    Args:
-        value: the ``adaptive`` mapping (see :func:`parse_adaptive`).
-        models: the run's :class:`~nrp.eval.models.ModelBank`.
-        clean: the clean images ``(B, 3, H, W)`` in [0, 1]; ``labels``: ``(B,)``.
-        seed: the run seed. device: where to run.
-    """
-    from nrp.eval.components import Component
-    from nrp.defenses import create_defense
-
-    settings, attacks = parse_adaptive(value)
-    count = settings["max_images"] or clean.shape[0]
-
-    def build(component_value: Any) -> nn.Module:
-        component = Component.parse(component_value, "defense")
-        return create_defense(component.name, **component.params).to(device).eval()
-
-    source = None if settings["source"] is None else models.classifier(settings["source"])
-    substitute = None if settings["substitute"] is None else build(settings["substitute"])
-    return evaluate_adaptive(attacks, build(settings["defense"]), models.classifier(settings["target"]),
-                             clean[:count].to(device), labels[:count].to(device), settings["eps"] / 255,
-                             draws=settings["draws"], seed=seed, source=source, substitute=substitute)
-
-
-def adaptive_report(value: dict[str, Any], run: Any, seed: int, device: torch.device, folder: Path) -> dict[str, Path]:
-    """Run the ``adaptive`` block on ``run``'s stored clean images; write ``adaptive.json`` and ``adaptive.md``."""
-    from nrp.eval.datasets import read_batch
-
-    if run.images.labels is None:
-        raise InputError("the adaptive evaluation needs labelled images (set 'labels')")
-    stems = run.images.stems()
-    rows = run_adaptive(value, run.models, read_batch(run.clean.paths(stems)), torch.tensor(run.images.labels), seed,
-                        device)
-    return write_adaptive(rows, folder)
-
-
-def write_adaptive(rows: list[AdaptiveResult], folder: Path) -> dict[str, Path]:
+def write_adaptive(rows: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
     """``adaptive.json`` (every field) and ``adaptive.md`` (a table), each written atomically."""
-    records = [dataclasses.asdict(row) for row in rows]
-    lines = ["| attack | clean (defended) | single draw | worst of N | N |", "|---|---|---|---|---|"]
-    lines += [f"| {r.attack} | {r.clean:.1%} | {r.single_draw:.1%} | {r.worst_of_n:.1%} | {r.draws} |" for r in rows]
-    paths = {"adaptive_json": folder / "adaptive.json", "adaptive_md": folder / "adaptive.md"}
-    for key, text in (("adaptive_json", json.dumps(records, indent=1)), ("adaptive_md", "\n".join(lines) + "\n")):
+    lines = ["| attack | eps | defense | target | crafted on | gradient | EOT | clean (defended) | single draw | "
+             "worst of N | N |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['attack']} | {r['eps']:g} | {r['defense']} | {r['target']} | {r['crafted_on']} | "
+              f"{r['adaptive']['gradient']}{' (fixed noise)' if r['adaptive']['fixed'] else ''} | "
+              f"{r['adaptive']['eot']} | {r['clean']:.1%} | {r['single_draw']:.1%} | {r['worst_of_n']:.1%} | "
+              f"{r['draws']} |" for r in rows]
+    paths = {"adaptive_json": folder / ADAPTIVE_JSON, "adaptive_md": folder / ADAPTIVE_MD}
+    for key, text in (("adaptive_json", json.dumps(rows, indent=1, default=str)), ("adaptive_md", "\n".join(lines) + "\n")):
         with atomic_path(paths[key]) as tmp:
             tmp.write_text(text)
     return paths

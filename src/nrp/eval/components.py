@@ -24,6 +24,7 @@ SSP_DEFAULTS = {"backbone": "vgg16", "layer": "conv3_3"}
 PRECOMPUTED = "precomputed"  # adversarial images made elsewhere (e.g. by CDA's generators), read from a folder by name
 CDA = "cda"  # CDA's generator run here: {name: cda, weights: FILE, inception: bool}
 CROSS_TASK = "cross_task"  # the cross-task protocol: its folder in the run folder and the source of its sets
+ADAPTIVE = "adaptive"  # an attack entry's mapping that crafts it through the defense (nrp.eval.adaptive)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,15 @@ class Component:
 def _default_label(name: str, params: dict[str, Any]) -> str:
     """``name(key=value, ...)``; a weights file by its file name, so tables say which purifier ran."""
     shown = {key: Path(str(value)).name if key == "weights" else value for key, value in params.items()}
+    if isinstance(shown.get(ADAPTIVE), dict):  # its substitute by its own label, so no path lands in the label
+        shown[ADAPTIVE] = "{" + ", ".join(f"{key}={_brief(value)}" for key, value in shown[ADAPTIVE].items()) + "}"
     if name in SHIPPED_DEFENSES:
         shown = {"weights": SHIPPED_FILE.name, **shown}
     return name if not shown else f"{name}({', '.join(f'{k}={v}' for k, v in shown.items())})"
+
+
+def _brief(value: Any) -> Any:
+    """A nested component (a substitute defense) by its default label; any other value as it is."""
+    if isinstance(value, dict) and "name" in value:
+        return value.get("label") or _default_label(str(value["name"]), {k: v for k, v in value.items() if k not in ("name", "label")})
+    return value

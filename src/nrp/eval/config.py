@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from nrp.eval.components import NO_DEFENSE, Component
+from nrp.eval.components import ADAPTIVE, NO_DEFENSE, Component
 
 
 @dataclass
@@ -22,6 +22,8 @@ class EvalConfig:
     ``preprocessing`` sets a zoo model's resize policy by name (``{inc_v3: {crop_pct: 1.0, interpolation:
     bilinear}}``; keys :data:`~nrp.eval.experiment_schema.PREPROCESSING_KEYS`); unset, each model has its
     published one (docs/models.md).
+    An attack entry with an ``adaptive`` mapping is crafted through each defense in front of each target
+    (:mod:`nrp.eval.adaptive`) instead of once per source.
     ``stale`` says what to do with a stored set or prediction made under another configuration than this
     one (:mod:`nrp.eval.artefacts`): ``recompute`` it (logged), or ``refuse`` to run.
     """
@@ -48,12 +50,19 @@ class EvalConfig:
     metric: str = "top1"
     curves: dict[str, Any] | None = None
     cross_task: dict[str, Any] | None = None
-    adaptive: dict[str, Any] | None = None  # attacks through the defense: nrp.eval.adaptive
     stale: str = "recompute"
 
     def attack_components(self) -> list[Component]:
         """The attacks as :class:`Component` s."""
         return [Component.parse(value, "attack") for value in self.attacks]
+
+    def transfer_components(self) -> list[Component]:
+        """The attacks crafted once per source (or feature extractor), blind to the defense."""
+        return [c for c in self.attack_components() if ADAPTIVE not in c.params]
+
+    def adaptive_components(self) -> list[Component]:
+        """The attacks crafted through each defense in front of each target (an ``adaptive`` mapping)."""
+        return [c for c in self.attack_components() if ADAPTIVE in c.params]
 
     def defense_components(self) -> list[Component]:
         """The defenses as :class:`Component` s (``none`` is the undefended target)."""

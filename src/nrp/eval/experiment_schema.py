@@ -8,7 +8,8 @@ and their types come from the registries' signatures (:func:`~nrp.schema.signatu
 or defense needs no edit here; the iterative loop's shared parameters are refined with the attacks' own range
 checks (:mod:`nrp.attacks.checks`). The sections' keys come from the dataclasses that hold them
 (:class:`~nrp.eval.config.EvalConfig`, :class:`~nrp.eval.cross_task_config.CrossTaskConfig`,
-:class:`~nrp.eval.curves.CurveConfig`, :class:`~nrp.eval.adaptive.AdaptiveAttack`).
+:class:`~nrp.eval.curves.CurveConfig`, and an attack entry's ``adaptive`` mapping from
+:class:`~nrp.eval.adaptive.Adaptive`).
 
 With ``strict`` (the command line), model names must be known to the zoo and every input path must exist;
 without it (Python callers, who may pass their own models and create files later) both are left to the run.
@@ -35,9 +36,10 @@ from nrp.attacks.ssp import STARTS
 from nrp.defenses.registry import DEFENSES
 from nrp.devices import resolve_device
 from nrp.errors import NRPError
-from nrp.eval.adaptive import GRADIENTS, KINDS, AdaptiveAttack, parse_adaptive
+from nrp.attacks.through_defense import GRADIENT_MODES
+from nrp.eval.adaptive import Adaptive
 from nrp.eval.artefacts import STALE_POLICIES, folder_name
-from nrp.eval.components import ENSEMBLE_JOIN, LABEL_FREE_ATTACKS, PRECOMPUTED, Component
+from nrp.eval.components import ADAPTIVE, ENSEMBLE_JOIN, LABEL_FREE_ATTACKS, PRECOMPUTED, Component
 from nrp.eval.config import EvalConfig
 from nrp.eval.cross_task_config import ATTACK_PARAMS, CrossTaskConfig
 from nrp.eval.curves import BUDGET_RULE, CurveConfig
@@ -187,13 +189,16 @@ def attack_parameters(name: str, options: Options = Options()) -> dict[str, Para
     A registered attack takes its function's keyword arguments but those the pipeline supplies
     (:data:`SUPPLIED_TO_ATTACKS`); the label-free ones add how their model is chosen: SSP's feature extractor
     (``backbone``, ``layer``, ``backbone_weights``), FFF's (``backbone``, ``backbone_weights``, ``layers``), CDA's
-    generator (``weights``, ``inception``), or a ``precomputed`` folder of images made elsewhere.
+    generator (``weights``, ``inception``), or a ``precomputed`` folder of images made elsewhere. A classifier
+    attack also takes ``adaptive`` (:func:`adaptive_section`): crafted through each defense, not per source.
     """
     if name == PRECOMPUTED:
         return {"folder": Parameter(PathText("folder", options.paths, options.eps), required=True)}
     if name == "cda":
         return {"weights": Parameter(PathText("file", options.paths), required=True), "inception": Parameter(Flag())}
     parameters = signature_specs(ATTACKS[name], SUPPLIED_TO_ATTACKS, ATTACK_REFINEMENTS)
+    if name not in LABEL_FREE_ATTACKS:  # a classifier attack may be crafted through the defense
+        parameters[ADAPTIVE] = Parameter(adaptive_section(options))
     backbone = Parameter(ModelName(options, ensemble=False))
     weights = Parameter(Nullable(PathText("file", options.paths)))
     if name == "ssp":
@@ -327,19 +332,12 @@ def cross_task_section(options: Options) -> Section:
 
 
 def adaptive_section(options: Options) -> Section:
-    """``adaptive``: attacks through the defense (:func:`~nrp.eval.adaptive.parse_adaptive`)."""
-    attack = section_of(AdaptiveAttack, {
-        "kind": Text("an adaptive attack kind", names=lambda: list(KINDS), kind="adaptive attack kind"),
-        "gradient": Text("a gradient mode", names=lambda: list(GRADIENTS), kind="gradient mode"),
-        "eot": Number(COUNT), "steps": Number(COUNT), "queries": Number(COUNT), "step_size": ATTACK_REFINEMENTS["step_size"],
-        "version": ATTACK_REFINEMENTS["version"],
-    })
-    model, defense = ModelName(options), defense_spec(options)
-    return Section({
-        "defense": defense, "target": model, "attacks": ListOf(attack, non_empty=True), "eps": Number(PIXELS),
-        "draws": Number(COUNT), "max_images": Nullable(Number(COUNT)), "source": Nullable(model),
-        "substitute": Nullable(defense),
-    }, required=("defense", "target", "attacks"), then=lambda values, path: _raise_at(path, parse_adaptive, values))
+    """An attack entry's ``adaptive`` mapping: crafted through each defense (:class:`~nrp.eval.adaptive.Adaptive`)."""
+    return section_of(Adaptive, {
+        "gradient": Text("a gradient mode", names=lambda: list(GRADIENT_MODES), kind="gradient mode"),
+        "eot": Number(COUNT), "fixed": Flag(), "draws": Number(COUNT), "source": Nullable(ModelName(options)),
+        "substitute": Nullable(defense_spec(options)), "max_images": Nullable(Number(COUNT)),
+    }, then=lambda values, path: _raise_at(path, Adaptive.parse, values))
 
 
 def _raise_at(path: str, parse: Callable[..., Any], *arguments: Any) -> None:
@@ -357,8 +355,7 @@ def _raise_at(path: str, parse: Callable[..., Any], *arguments: Any) -> None:
 def experiment_section(options: Options) -> Section:
     """The top level of an experiment file: the keys of :class:`~nrp.eval.config.EvalConfig`."""
     model = ModelName(options)
-    optional = {"curves": curves_section(options), "adaptive": adaptive_section(options),
-                "cross_task": cross_task_section(options)}
+    optional = {"curves": curves_section(options), "cross_task": cross_task_section(options)}
     return section_of(EvalConfig, {
         "images": PathText("folder", options.paths), "labels": Nullable(PathText("file", options.paths)),
         "label_offset": Number(LABEL_OFFSET), "image_size": Number(IMAGE_SIDE), "max_images": Nullable(Number(COUNT)),
@@ -391,8 +388,10 @@ def check_consistency(values: dict[str, Any], path: str = "") -> None:
     if not config["targets"]:
         raise Problem("targets", "no target models: set 'targets'")
     attacks = [Component.parse(value, "attack") for value in config["attacks"]]
-    if not config["sources"] and any(attack.name not in LABEL_FREE_ATTACKS for attack in attacks):
-        raise Problem("sources", "transfer attacks need source models: set 'sources'")
+    transfer = [attack for attack in attacks if attack.name not in LABEL_FREE_ATTACKS and ADAPTIVE not in attack.params]
+    if not config["sources"] and transfer:
+        raise Problem("sources", "transfer attacks need source models: set 'sources' (or craft them through the "
+                                 "defense: 'adaptive')")
     defenses = [Component.parse(value, "defense") for value in values.get("defenses", EvalConfig().defenses)]
     for key, components in (("defenses", defenses), ("attacks", attacks)):
         problem = unique_label_problem([c.label for c in components], key[:-1])
@@ -456,8 +455,7 @@ def reference_markdown() -> str:
     lines = ["| key | accepts | default |", "| --- | --- | --- |"]
     lines += [f"| `{key}` | {spec.describe()} | `{json.dumps(getattr(defaults, key))}` |" for key, spec in top.fields.items()]
     sections = {"preprocessing.MODEL": preprocessing_section(), "curves": curves_section(Options()),
-                "cross_task": cross_task_section(Options()), "adaptive": adaptive_section(Options())}
-    sections["adaptive.attacks[i]"] = sections["adaptive"].fields["attacks"].item
+                "cross_task": cross_task_section(Options()), "attacks[i].adaptive": adaptive_section(Options())}
     lines += ["", "| section key | accepts |", "| --- | --- |"]
     for name, section in sections.items():
         lines += [f"| `{name}.{key}` | {spec.describe()}{' (required)' if key in section.required else ''} |"

@@ -76,7 +76,7 @@ def run_classification(
     for name in [*config.targets, *config.sources]:
         models.classifier(name)  # unknown names and missing weights fail here, before any work is stored
     components = config.defense_components()
-    defenses = {component.label: _build_defense(component.name, component.params, context.device)
+    defenses = {component.label: build_defense(component.name, component.params, context.device)
                 for component in components}
     identities = {c.label: defense_identity(c.name, c.params, defenses[c.label]) for c in components}
     clean = dataclasses.replace(clean_set(run_dir), record=clean_record(images, config.image_size))
@@ -88,7 +88,7 @@ def run_classification(
     sets = [dataclasses.replace(s, record=set_record(clean.fingerprint, s.key, s.attack_record(), s.eps,
                                                      crafter.identity(s, stems), config.seed, labels=labels_stamp,
                                                      batch_size=config.batch_size))
-            for s in plan_sets(run_dir, config.attack_components(), config.eps, config.sources)]
+            for s in plan_sets(run_dir, config.transfer_components(), config.eps, config.sources)]
     labels = None if images.labels is None else torch.tensor(images.labels)
     targets = None if images.targets is None else torch.tensor(images.targets)
     for adversarial_set in sets:
@@ -170,7 +170,8 @@ def _aimed_targets(adversarial_set: ImageSet, targets: torch.Tensor | None) -> t
     return targets
 
 
-def _build_defense(name: str, params: dict[str, Any], device: torch.device) -> nn.Module:
+def build_defense(name: str, params: dict[str, Any], device: torch.device) -> nn.Module:
+    """Defense ``name`` with ``params`` on ``device``, in eval mode (``none``: the identity)."""
     if name == NO_DEFENSE:
         return nn.Identity()
     if "device" in inspect.signature(DEFENSES[name]).parameters:

@@ -11,16 +11,17 @@ import torch
 from torch import nn
 
 from nrp.distributed import setup, teardown
-from nrp.eval.adaptive import adaptive_report
+from nrp.errors import InputError
+from nrp.eval.adaptive import adaptive_rows, write_adaptive
 from nrp.eval.artefacts import write_json
-from nrp.eval.components import NO_DEFENSE
+from nrp.eval.components import NO_DEFENSE, Component
 from nrp.eval.config import EvalConfig
 from nrp.eval.cross_task import run_cross_task
 from nrp.eval.curves import CurveConfig, eps_curve, iteration_curves
 from nrp.eval.datasets import batch_ranges, read_batch
 from nrp.eval.predictions import defended_as_scored, load_predictions, prediction_path
 from nrp.eval.progress import ProgressFactory, silent_progress
-from nrp.eval.protocol import ClassificationRun, run_classification
+from nrp.eval.protocol import ClassificationRun, build_defense, run_classification
 from nrp.eval.records import defense_identity
 from nrp.eval.reports import write_report
 from nrp.eval.reports.examples import choose_examples
@@ -36,6 +37,8 @@ GRID_FILE = "grid.png"
 CURVES_FILE = "curves.json"
 CURVES_STAGE = "curves (Figures 3 and 6)"
 """The progress description of the curves, computed after the classification stages."""
+ADAPTIVE_STAGE = "adaptive attacks (through each defense)"
+"""The progress description of the attack entries crafted through the defense, after the curves."""
 
 
 def run_evaluation(
@@ -61,11 +64,33 @@ def run_evaluation(
         cross_rows = _cross_task(config, run, progress)
         files = write_report(out, run.rows, cross_rows, config.to_dict(), config.seed, grids, curves,
                              metrics=(config.metric, "fooling_rate"))
-        if config.adaptive is not None:
-            files.update(adaptive_report(config.adaptive, run, config.seed, context.device, out))
+        if config.adaptive_components():
+            files.update(_adaptive(run, config, progress, out))
         return files
     finally:
         teardown(context)
+
+
+def _adaptive(run: ClassificationRun, config: EvalConfig, progress: ProgressFactory, out: Path) -> dict[str, Path]:
+    """The attack entries crafted through each defense in front of each target, on the stored clean images;
+    their table (``report/adaptive.{json,md}``)."""
+    if run.images.labels is None:
+        raise InputError("attacks crafted through the defense (adaptive) need labelled images (set 'labels')")
+    attacks = config.adaptive_components()
+    x = read_batch(run.clean.paths(run.images.stems())).to(run.models.device)
+    y = torch.tensor(run.images.labels, device=x.device)
+    total = len(attacks) * len(config.eps) * len(run.defenses) * len(config.targets)
+    with progress(ADAPTIVE_STAGE, total) as bar:
+        rows = adaptive_rows(attacks, config.eps, run.defenses, config.targets, run.models.classifier,
+                             lambda value: _substitute(value, run.models.device), x, y, config.seed,
+                             on_row=lambda row: bar.update(1))
+    return write_adaptive(rows, out)
+
+
+def _substitute(value: Any, device: torch.device) -> nn.Module:
+    """A substitute defense entry (name or mapping) built as the run builds its defenses."""
+    component = Component.parse(value, "defense")
+    return build_defense(component.name, component.params, device)
 
 
 def write_grid(run: ClassificationRun, config: EvalConfig, path: Path) -> Figure | None:
