@@ -368,6 +368,18 @@ def test_the_header_names_models_roles_photos_budget_and_purifier():
     assert "squeezenet never saw an attack: their columns measure transfer to unseen" in introduction(several, as_rows_of(ROWS))
 
 
+def test_the_header_counts_the_cross_task_sections_attacks_as_crafted_on_their_networks():
+    from nrp.eval.reports.header import introduction, run_facts
+    config = {"images": "photos", "image_size": 320, "eps": [16], "targets": ["yolo", "u2net", "other"], "attacks": [],
+              "cross_task": {"attacks": [{"name": "ssp", "backbone": "mobilenet_v2", "layer": "features.6"},
+                                         {"name": "ssp", "backbone": "yolo", "layer": "outputs"}]}}
+    facts = dict(run_facts(config, []))
+    assert "yolo (white-box for SSP's feature extractor)" in facts["Scored by"]
+    assert "u2net (black-box: no attack was crafted on it)" in facts["Scored by"]
+    text = introduction(config, [])
+    assert "yolo never saw" not in text and "u2net, other never saw an attack" in text
+
+
 def as_rows_of(records):
     from nrp.eval.reports import as_rows
     return as_rows(records)

@@ -141,8 +141,9 @@ def cross_task_config(data: CrossTaskData, out: Path, quick: bool, seed: int, mo
     ]
     cross = {"images": str(data.images), "annotations": str(data.annotations), "masks": str(data.masks),
              "num_classes": 2, "attacks": attacks, "detectors": [DETECTOR], "segmenters": [SEGMENTER]}
-    return EvalConfig(images=str(data.images), out=str(out), targets=[DETECTOR], eps=[16.0], defenses=list(DEFENSES),
-                      model_weights=dict(model_weights), seed=seed, device="cpu", cross_task=cross)
+    return EvalConfig(images=str(data.images), out=str(out), targets=[DETECTOR, SEGMENTER], eps=[16.0],
+                      image_size=IMAGE_SIZE, defenses=list(DEFENSES), model_weights=dict(model_weights), seed=seed,
+                      device="cpu", cross_task=cross)
 
 
 def run_cross_task_demo(photos: Sequence[Path], out: Path, detector: YoloDetector, segmenter: SaliencySegmenter,

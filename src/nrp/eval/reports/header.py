@@ -37,6 +37,11 @@ def _components(values: Sequence[Any], what: str) -> list[Component]:
     return [Component.parse(value, what) for value in values]
 
 
+def _crafted_attacks(config: Mapping[str, Any]) -> list[Component]:
+    """The attacks of the classification protocol and those of the ``cross_task`` section: every attack run."""
+    return _components([*config.get("attacks", []), *(config.get("cross_task") or {}).get("attacks", [])], "attack")
+
+
 def _attack_text(component: Component) -> str:
     shown = {k: v for k, v in component.params.items() if k not in ("backbone", "layer")}
     details = [component.name] + [f"{k} {v}" for k, v in shown.items()]
@@ -50,7 +55,7 @@ def _attack_text(component: Component) -> str:
 def crafting_models(config: Mapping[str, Any]) -> set[str]:
     """Every model an attack of the run computed gradients on: the sources' members and SSP's backbones."""
     models = {member for source in config.get("sources", []) for member in source.split(ENSEMBLE_JOIN)}
-    for component in _components(config.get("attacks", []), "attack"):
+    for component in _crafted_attacks(config):
         if component.name == "ssp":
             models.add(component.params.get("backbone", SSP_DEFAULTS["backbone"]))
     return models
@@ -66,7 +71,7 @@ def target_roles(config: Mapping[str, Any]) -> list[tuple[str, str]]:
             continue
         holders = [s for s in config.get("sources", []) if target in s.split(ENSEMBLE_JOIN)]
         ssp = any(c.name == "ssp" and c.params.get("backbone", SSP_DEFAULTS["backbone"]) == target
-                  for c in _components(config.get("attacks", []), "attack"))
+                  for c in _crafted_attacks(config))
         holders += ["SSP's feature extractor"] if ssp else []
         roles.append((target, f"white-box for {', '.join(holders)}"))
     return roles
