@@ -43,6 +43,7 @@ from nrp.eval.cross_task import run_cross_task
 from nrp.eval.datasets import resize_square
 from nrp.eval.protocol import ProgressFactory, silent_progress
 from nrp.eval.reports import write_report
+from nrp.fingerprint import fingerprint, module_identity
 from nrp.io import read_image
 from nrp.offline.demo import MOBILENET_V2, SSP_LAYERS
 from nrp.zoo.detector import DetectorOutputs, YoloDetector
@@ -92,11 +93,16 @@ def build_ground_truth(photos: Sequence[Path], folder: Path, detector: YoloDetec
     """Resize the photos to 320x320 and keep the first ``count`` on which the detector finds an object scoring
     at least :data:`GROUND_TRUTH_SCORE`; write them, a COCO JSON of those detections and the thresholded masks.
 
-    Idempotent: an existing layout (same photos, same count) is reused.
+    Idempotent: an existing layout made from the same candidate photos, count, detector and segmenter (their
+    tensors' hashes) is reused; any other is rebuilt.
     """
     data = CrossTaskData(folder / "images", folder / "ground_truth.json", folder / "masks")
-    if data.annotations.is_file() and json.loads(data.annotations.read_text()).get("info", {}).get("count") == count:
+    shaped_by = fingerprint({"count": count, "photos": [str(photo) for photo in photos],
+                             "detector": module_identity(detector), "segmenter": module_identity(segmenter)})
+    if data.annotations.is_file() and json.loads(data.annotations.read_text()).get("info", {}).get("fingerprint") == shaped_by:
         return data
+    for stale in [*data.images.glob("*.png"), *data.masks.glob("*.png")]:
+        stale.unlink()  # a rebuild may keep other photos: no image of the earlier layout may stay behind
     images, annotations = [], []
     categories = [{"id": i, "name": name} for i, name in enumerate(TORCHVISION_COCO_LABELS)
                   if name not in ("__background__", "N/A")]
@@ -122,7 +128,8 @@ def build_ground_truth(photos: Sequence[Path], folder: Path, detector: YoloDetec
             x0, y0, x1, y1 = box
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(label),
                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
-    record = {"info": {"count": count, "ground_truth": f"{DETECTOR} detections scoring >= {GROUND_TRUTH_SCORE} "
+    record = {"info": {"count": count, "fingerprint": shaped_by,
+                       "ground_truth": f"{DETECTOR} detections scoring >= {GROUND_TRUTH_SCORE} "
                        f"and {SEGMENTER} masks at 0.5 on the clean photos"},
               "images": images, "annotations": annotations, "categories": categories}
     with atomic_path(data.annotations) as tmp:
