@@ -162,6 +162,7 @@ def defended_accuracy(
 def evaluate_adaptive(
     attack: AdaptiveAttack, defense: nn.Module, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor,
     eps: float, *, seed: int = 0, source: nn.Module | None = None, substitute: nn.Module | None = None,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Craft ``attack`` through ``defense`` and score it on ``classifier(defense(.))``: one row.
 
@@ -174,6 +175,8 @@ def evaluate_adaptive(
         seed: seeds the attack's generator and the fixed-randomness draw.
         source: the classifier crafted on (``settings.source``); ``None``: ``classifier`` (white box).
         substitute: the stand-in of ``gradient: substitute``.
+        batch_size: images attacked at once (memory grows with it, and with ``eot``); ``None``: all. The
+            batches draw in turn from one generator.
 
     Returns:
         ``{clean, single_draw, worst_of_n}`` accuracies in [0, 1] (``clean``: the defended clean images, one
@@ -182,10 +185,16 @@ def evaluate_adaptive(
     settings = attack.settings
     x, y = x[:settings.max_images], y[:settings.max_images]
     attacked = FixedRandomness(defense, seed) if settings.fixed else defense
-    clean, _ = defended_accuracy(attacked, classifier, x, y, 1)
-    x_adv = craft(attack, attacked, classifier if source is None else source, x, y, eps,
-                  torch.Generator().manual_seed(seed), substitute)
-    single, worst = defended_accuracy(attacked, classifier, x_adv, y, settings.draws)
+    generator = torch.Generator().manual_seed(seed)
+    totals = torch.zeros(3)  # correct images: clean, single draw, worst of N
+    for start in range(0, x.shape[0], batch_size or max(x.shape[0], 1)):
+        x_batch, y_batch = x[start:start + (batch_size or x.shape[0])], y[start:start + (batch_size or x.shape[0])]
+        clean, _ = defended_accuracy(attacked, classifier, x_batch, y_batch, 1)
+        x_adv = craft(attack, attacked, classifier if source is None else source, x_batch, y_batch, eps, generator,
+                      substitute)
+        single, worst = defended_accuracy(attacked, classifier, x_adv, y_batch, settings.draws)
+        totals += torch.tensor([clean, single, worst]) * x_batch.shape[0]
+    clean, single, worst = (totals / max(x.shape[0], 1)).tolist()
     return {"clean": clean, "single_draw": single, "worst_of_n": worst, "draws": settings.draws,
             "images": int(x.shape[0])}
 
@@ -193,7 +202,7 @@ def evaluate_adaptive(
 def adaptive_rows(
     attacks: list[Component], eps_values: list[float], defenses: dict[str, nn.Module], targets: list[str],
     classifier: Callable[[str], nn.Module], build_defense: Callable[[Any], nn.Module], x: torch.Tensor,
-    y: torch.Tensor, seed: int, on_row: Callable[[dict[str, Any]], None] | None = None,
+    y: torch.Tensor, seed: int, batch_size: int | None = None, on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """The adaptive entries of an experiment on its clean images: a row per (attack, eps, defense, target).
 
@@ -205,6 +214,7 @@ def adaptive_rows(
         x: ``(N, 3, H, W)`` the stored clean images in [0, 1]; y: ``(N,)`` their labels.
         seed: the run seed; entry ``k`` (of the adaptive ones) is seeded with ``seed + k``, and a randomised
             defense draws from the global RNG seeded from it, inside ``torch.random.fork_rng``.
+        batch_size: images attacked at once (the run's ``batch_size``).
         on_row: called with each row as it is done (progress).
     """
     rows = []
@@ -219,7 +229,8 @@ def adaptive_rows(
                     with torch.random.fork_rng(devices=[]):
                         torch.manual_seed(seed + index)
                         scores = evaluate_adaptive(attack, module, classifier(target), x, y, eps / 255,
-                                                   seed=seed + index, source=source, substitute=substitute)
+                                                   seed=seed + index, source=source, substitute=substitute,
+                                                   batch_size=batch_size)
                     row = {"attack": component.label, "eps": eps, "defense": defense, "target": target,
                            "crafted_on": settings.source or target, **scores,
                            "name": attack.name, "params": attack.params, "adaptive": asdict(settings)}

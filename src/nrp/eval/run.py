@@ -83,7 +83,7 @@ def _adaptive(run: ClassificationRun, config: EvalConfig, progress: ProgressFact
     with progress(ADAPTIVE_STAGE, total) as bar:
         rows = adaptive_rows(attacks, config.eps, run.defenses, config.targets, run.models.classifier,
                              lambda value: _substitute(value, run.models.device), x, y, config.seed,
-                             on_row=lambda row: bar.update(1))
+                             config.batch_size, on_row=lambda row: bar.update(1))
     return write_adaptive(rows, out)
 
 
