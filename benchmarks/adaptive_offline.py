@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--eot", type=int, default=4)
     parser.add_argument("--queries", type=int, default=200, help="Square's budget in AutoAttack standard")
     parser.add_argument("--draws", type=int, default=8, help="N of the worst-of-N figure")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images attacked at once (memory grows with it and --eot); default: all")
     parser.add_argument("--target", default="efficientnet-lite0")
     parser.add_argument("--source", default="efficientnet-lite1", help="Table 3's source classifier")
     parser.add_argument("--substitute", type=Path, required=True, help="Table 3's substitute purifier weights")
@@ -132,7 +134,7 @@ def main() -> None:
     for attack in attacks(args.steps, args.eot, args.queries, args.draws):
         settings = attack.settings
         report(attack, evaluate_adaptive(attack, defense, classifier, x, y, EPS, seed=0, source=models.get(settings.source),
-                                         substitute=models.get(settings.substitute)))
+                                         substitute=models.get(settings.substitute), batch_size=args.batch_size))
 
 
 if __name__ == "__main__":
