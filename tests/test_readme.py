@@ -56,7 +56,7 @@ EXPECTED = {
     "--targets ens_adv_incres_v2 --out runs/mine": (exit_codes.USAGE, "labels.csv"),
     "nrp data offline": OK,
     "nrp demo --quick": "tests/offline/test_demo.py runs it (about a minute)",
-    "nrp demo --eval-set agreement": "50-60 minutes, and needs Debian's gcompris-qt-data",
+    "nrp demo --eval-set agreement": "about an hour, and needs Debian's gcompris-qt-data",
 }
 
 

@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-set", choices=EVAL_SETS, default="foolbox",
                         help="foolbox: the 20 human-labelled ImageNet photos of the foolbox wheel; agreement: up to 100 "
                         "photos of Debian's gcompris-qt-data labelled by the class Lite0, Lite1 and MobileNetV2 agree on (never the target, Lite2) "
-                        "(see nrp data offline; 50-60 minutes on 2 idle CPU cores, estimated). Default foolbox")
+                        "(see nrp data offline; 1 h 9 min measured on 2 CPU cores shared with other jobs). Default foolbox")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default ./nrp-demo, or ./nrp-demo-agreement)")
     parser.add_argument("--cache", type=Path, default=None, help=f"where the photos are laid out (default {default_cache()})")
     parser.add_argument("--quick", action="store_true", help="4 images and few attack steps: a smoke test (77 s measured on an idle 2-core CPU)")
