@@ -39,7 +39,7 @@ def test_dropped_template_parameters_are_not_taken():
 def test_the_transfer_attacks_keep_the_calling_convention_with_each_knob_once():
     shared = list(inspect.signature(mi_fgsm).parameters)
     expected = {
-        admix: shared[:-2] + ["portion", "copies", "scales"] + shared[-2:],
+        admix: shared[:-2] + ["portion", "copies", "scales", "pass_size"] + shared[-2:],
         bsr: shared[:-2] + ["copies", "blocks", "max_angle"] + shared[-2:],
         fia: shared[:-2] + ["layer", "ensemble", "drop_prob", "generator"],
         naa: shared[:-2] + ["layer", "path_steps", "gamma"],

@@ -55,7 +55,7 @@ def test_copies_in_several_passes_give_the_one_pass_attack(classifier64, make_im
                                 input_transform=copies, pass_size=pass_size, generator=torch.Generator().manual_seed(1),
                                 **options)
     one = run(None)
-    for pass_size in (5, 1):
+    for pass_size in (12, 13, 5, 1):  # one pass of all 12 copies (exactly, and with room), several
         assert torch.allclose(run(pass_size), one, atol=1e-12, rtol=0)
     assert not torch.allclose(one, iterative_attack(classifier64, x, eps=8 / 255, step_size=1 / 255, steps=4,
                                                     momentum=1.0, generator=torch.Generator().manual_seed(1),

@@ -168,7 +168,8 @@ def iterative_attack(
             else:
                 inputs = x_adv if diversity_prob == 0.0 else input_diversity(x_adv, diversity_prob, diversity_scale, generator)
             copies = inputs.shape[0] // x.shape[0]
-            passes = [inputs] if pass_size is None or input_transform is None else inputs.detach().split(pass_size)
+            one_pass = pass_size is None or input_transform is None or inputs.shape[0] <= pass_size
+            passes = [inputs] if one_pass else inputs.detach().split(pass_size)
             slices, start = [], 0
             for part in passes:
                 if len(passes) > 1:
