@@ -158,3 +158,26 @@ def test_inception_v3_re_normalises_its_input_as_its_pretrained_weights_expect(t
         without_transform = reference.Conv2d_1a_3x3(normalised)
         torch.testing.assert_close(extractor(x), expected)
         assert (extractor(x) - without_transform).abs().max() > 1e-2
+
+
+def test_input_size_shows_the_backbone_the_image_resized_and_sends_gradients_to_the_image_pixels():
+    torch.manual_seed(0)
+    body = torch.nn.Conv2d(3, 4, 3, stride=2)
+    extractor = FeatureExtractor(body, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), input_size=12)
+    x = torch.rand(2, 3, 20, 16, requires_grad=True)
+    resized = torch.nn.functional.interpolate(x, size=(12, 12), mode="bilinear", align_corners=False, antialias=True)
+    mean, std = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1), torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
+    features = extractor(x)
+    torch.testing.assert_close(features, body((resized - mean) / std))
+    assert features.shape == (2, 4, 5, 5)
+    (gradient,) = torch.autograd.grad(features.square().sum(), x)
+    assert gradient.shape == x.shape and bool((gradient != 0).any())
+    plain = FeatureExtractor(body, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    assert plain(x).shape == (2, 4, 9, 7)  # no input_size: the image's own size
+
+
+def test_input_size_reaches_the_built_extractor_and_bad_sizes_are_refused():
+    extractor = build_feature_extractor("vgg16", "conv1_2", pretrained=False, input_size=24)
+    assert extractor(torch.rand(1, 3, 40, 30)).shape == (1, 64, 24, 24)
+    with pytest.raises(InputError, match="input_size must be a side in pixels >= 1, got 0"):
+        build_feature_extractor("vgg16", "conv1_2", pretrained=False, input_size=0)

@@ -89,7 +89,8 @@ class Crafter:
             return {"generator": file_sha256(Path(attack.params["weights"])), "inception": attack.params.get("inception", False)}
         params = {**SSP_DEFAULTS, **attack.params}
         layer = params["layer"] if attack.name == "ssp" else ",".join(params.get("layers") or ["default"])
-        return self.models.extractor_identity(params["backbone"], layer, params.get("backbone_weights"))
+        return self.models.extractor_identity(params["backbone"], layer, params.get("backbone_weights"),
+                                              params.get("input_size"))
 
     def _attack(self, image_set: ImageSet, stems: Sequence[str]) -> AttackRun:
         attack = image_set.attack
@@ -125,7 +126,8 @@ class Crafter:
 
     def _extractor(self, params: dict[str, Any]) -> torch.nn.Module:
         settings = {**SSP_DEFAULTS, **{key: params.pop(key) for key in SSP_MODEL_KEYS if key in params}}
-        return self.models.feature_extractor(settings["backbone"], settings["layer"], settings.get("backbone_weights"))
+        return self.models.feature_extractor(settings["backbone"], settings["layer"], settings.get("backbone_weights"),
+                                             settings.get("input_size"))
 
     def _universal(self, image_set: ImageSet, params: dict[str, Any]) -> torch.Tensor:
         if image_set.key not in self.universal:

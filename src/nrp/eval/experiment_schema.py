@@ -202,7 +202,8 @@ def attack_parameters(name: str, options: Options = Options()) -> dict[str, Para
     backbone = Parameter(ModelName(options, ensemble=False))
     weights = Parameter(Nullable(PathText("file", options.paths)))
     if name == "ssp":
-        parameters.update(backbone=backbone, layer=Parameter(Text("a layer name")), backbone_weights=weights)
+        parameters.update(backbone=backbone, layer=Parameter(Text("a layer name")), backbone_weights=weights,
+                          input_size=Parameter(Nullable(Number(COUNT))))
     elif name == "fff":
         parameters.update(backbone=backbone, backbone_weights=weights,
                           layers=Parameter(Nullable(ListOf(Text("a layer name")))))

@@ -58,11 +58,14 @@ class ModelBank:
                 self.cache[name] = as_classifier(name, **options).to(self.device, memory_format=MEMORY_FORMAT).eval()
         return self.cache[name]
 
-    def feature_extractor(self, backbone: str, layer: str, weights: str | None = None) -> nn.Module:
-        """The frozen activation of ``layer`` of ``backbone`` (SSP's F_psi)."""
-        key = f"{backbone}:{layer}"
+    def feature_extractor(self, backbone: str, layer: str, weights: str | None = None,
+                          input_size: int | None = None) -> nn.Module:
+        """The frozen activation of ``layer`` of ``backbone`` (SSP's F_psi), the images resized to ``input_size``
+        inside when given (:class:`~nrp.features.extractor.FeatureExtractor`)."""
+        key = f"{backbone}:{layer}" + ("" if input_size is None else f"@{input_size}")
         if key not in self.cache:
-            extractor = build_feature_extractor(backbone, layer, weights=weights or self.weights.get(backbone))
+            extractor = build_feature_extractor(backbone, layer, weights=weights or self.weights.get(backbone),
+                                                input_size=input_size)
             self.cache[key] = extractor.to(self.device, memory_format=MEMORY_FORMAT)
         return self.cache[key]
 
@@ -96,11 +99,14 @@ class ModelBank:
             return {"file": name, "sha256": file_sha256(name)}
         return module_identity(model)
 
-    def extractor_identity(self, backbone: str, layer: str, weights: str | None = None) -> Any:
+    def extractor_identity(self, backbone: str, layer: str, weights: str | None = None,
+                           input_size: int | None = None) -> Any:
         """What :meth:`feature_extractor` gives for these arguments, without building it: a provided module's
-        tensors' hash, else the backbone, layer and weights (file SHA-256, or the library's published ones)."""
-        key = f"{backbone}:{layer}"
+        tensors' hash, else the backbone, layer, weights (file SHA-256, or the library's published ones) and,
+        when given, the input size."""
+        key = f"{backbone}:{layer}" + ("" if input_size is None else f"@{input_size}")
         if key in self.provided:
             return module_identity(self.cache[key])
         file = weights or self.weights.get(backbone)
-        return {"backbone": backbone, "layer": layer, "weights": f"sha256:{file_sha256(file)}" if file else "published"}
+        identity = {"backbone": backbone, "layer": layer, "weights": f"sha256:{file_sha256(file)}" if file else "published"}
+        return identity if input_size is None else {**identity, "input_size": input_size}

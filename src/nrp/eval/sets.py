@@ -143,7 +143,8 @@ def attack_source(attack: Component) -> str:
     if attack.name == CDA:
         return f"cda:{Path(attack.params['weights']).stem}"
     params = {**SSP_DEFAULTS, **attack.params}
-    return f"{params['backbone']}:{params['layer']}"
+    size = params.get("input_size")
+    return f"{params['backbone']}:{params['layer']}" + ("" if size is None else f"@{size}")
 
 
 def batch_generator(seed: int, key: str, batch_number: int) -> torch.Generator:

@@ -37,6 +37,7 @@ def build_feature_extractor(
     weights: str | os.PathLike | None = None,
     pretrained: bool = True,
     download: bool = True,
+    input_size: int | None = None,
 ) -> FeatureExtractor:
     """The activation of ``layer`` of a pretrained ``backbone``, for [0, 1] images (the paper's F_psi).
 
@@ -56,6 +57,8 @@ def build_feature_extractor(
             gives random weights: useful for tests and timing only.
         download: when torchvision weights are not cached, try to download them; otherwise fail at once
             (timm follows Hugging Face's ``HF_HUB_OFFLINE`` switch instead).
+        input_size: resize every image to this square side (pixels) inside the extractor, as the classifier's
+            own preprocessing does (:class:`FeatureExtractor`); ``None``: the image's own size.
 
     Raises:
         WeightsUnavailableError: the weights are neither cached nor downloadable; the message names the
@@ -67,6 +70,8 @@ def build_feature_extractor(
         >>> extractor(torch.rand(1, 3, 32, 32)).shape
         torch.Size([1, 128, 16, 16])
     """
+    if input_size is not None and input_size < 1:
+        raise InputError(f"input_size must be a side in pixels >= 1, got {input_size}")
     layers = [layer] if isinstance(layer, str) else list(layer)
     spec = backbone_spec(backbone)
     model = _network(spec, backbone, pretrained and weights is None, download)
@@ -77,7 +82,7 @@ def build_feature_extractor(
     body = SingleOutput(graph, nodes[0]) if isinstance(layer, str) else graph
     del model
     gc.collect()  # tracing leaves the whole backbone (VGG16: 550 MB) in reference cycles: free it now, not at some later GC
-    return FeatureExtractor(body, spec.mean, spec.std, name=f"{backbone}:{','.join(nodes)}")
+    return FeatureExtractor(body, spec.mean, spec.std, name=f"{backbone}:{','.join(nodes)}", input_size=input_size)
 
 
 def build_classifier(
