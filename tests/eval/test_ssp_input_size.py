@@ -64,3 +64,10 @@ def test_the_crafter_runs_ssp_on_the_extractor_of_that_input_size():
     x_adv = crafter._attack(Planned(), ["a"])(x, None, None, torch.Generator().manual_seed(0), range(1))
     assert sized.calls == 3 and plain.calls == 0  # clean features once, then one forward per step
     assert x_adv.shape == x.shape and float((x_adv - x).abs().max()) <= 16 / 255 + 1e-6
+
+
+def test_a_cross_task_section_takes_ssp_with_an_input_size(tmp_path):
+    from nrp.eval.cross_task_config import CrossTaskConfig
+    cross = CrossTaskConfig.parse({"images": str(tmp_path), "masks": str(tmp_path), "segmenters": ["fcn"],
+                                   "attacks": [{**SSP, "input_size": 224, "steps": 2}]}, [16])
+    assert cross.attack_components()[0].params["input_size"] == 224

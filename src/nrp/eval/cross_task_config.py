@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nrp.errors import InputError
-from nrp.eval.components import CLEAN, PRECOMPUTED, Component
+from nrp.eval.components import CLEAN, PRECOMPUTED, SSP_MODEL_KEYS, Component
 from nrp.units import check_pixel_budget
 
 SSP = "ssp"
-# The keyword parameters each label-free attack takes; SSP's backbone/layer/backbone_weights pick its feature
-# extractor, the rest go to nrp.attacks.ssp. A precomputed folder may hold "{eps}", filled with each eps (0-255).
+# The keyword parameters each label-free attack takes; SSP's model keys (backbone, layer, backbone_weights,
+# input_size) pick its feature extractor, the rest go to nrp.attacks.ssp. A precomputed folder may hold "{eps}",
+# filled with each eps (0-255).
 ATTACK_PARAMS: dict[str, frozenset[str]] = {
-    SSP: frozenset({"backbone", "layer", "backbone_weights", "steps", "step_size", "distance", "start"}),
+    SSP: frozenset({*SSP_MODEL_KEYS, "steps", "step_size", "distance", "start"}),
     PRECOMPUTED: frozenset({"folder"}),
 }
 DEFAULT_DETECTOR_NAMES = ("maskrcnn", "retinanet")
@@ -40,7 +41,7 @@ class CrossTaskConfig:
         split_file: optional list of mask stems to use (VOC's ``ImageSets/Segmentation/val.txt``).
         num_classes: classes of the segmenters (VOC: 21; 255 is ignored).
         max_images: use the first N annotated images (ascending COCO id) and the first N masks (by stem).
-        attacks: label-free attacks, each ``{name: ssp, backbone, layer, steps, step_size, label}`` or
+        attacks: label-free attacks, each ``{name: ssp, backbone, layer, input_size, steps, step_size, label}`` or
             ``{name: precomputed, folder, label}`` (images made elsewhere, matched by stem; ``{eps}`` in the
             folder is replaced by each eps). Images are clipped into the eps ball of the clean image.
         eps: L-inf budgets in 0-255 units; default the experiment's top-level ``eps``.
