@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from nrp.errors import InputError
-from nrp.purifiers import NRP, PURIFIERS, NRPResG, architecture_of, create_network, register_purifier, registry
+from nrp.purifiers import (
+    NRP, PURIFIERS, NRPResG, architecture_of, create_network, load_network, register_purifier, registry, shipped_weights,
+)
 from nrp.purifiers.registry import infer_architecture
 
 
@@ -136,3 +138,10 @@ def test_infer_architecture_recovers_name_and_arguments_from_a_plain_state_dict(
 )
 def test_infer_architecture_returns_none_for_unrelated_state_dicts(state):
     assert infer_architecture(state) is None
+
+
+def test_the_cpu_choice_is_registered_and_is_what_ships():
+    # The shipped file is an instance of the architecture the registry names as the winner at equal CPU time.
+    assert registry.CPU_CHOICE in PURIFIERS
+    shipped = load_network(shipped_weights())
+    assert architecture_of(shipped)[0] == registry.CPU_CHOICE
