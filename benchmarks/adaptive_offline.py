@@ -78,14 +78,14 @@ def attacks(steps: int, eot: int, queries: int, draws: int) -> list[AdaptiveAtta
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--eot", type=int, default=4)
     parser.add_argument("--queries", type=int, default=200, help="Square's budget in AutoAttack standard")
     parser.add_argument("--draws", type=int, default=8, help="N of the worst-of-N figure")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="images attacked at once (memory grows with it and --eot); default: all")
+    parser.add_argument("--batch-size", type=int, default=2,
+                        help="images attacked at once (memory grows with it and --eot)")
     parser.add_argument("--target", default="efficientnet-lite0")
     parser.add_argument("--source", default="efficientnet-lite1", help="Table 3's source classifier")
     parser.add_argument("--substitute", type=Path, required=True, help="Table 3's substitute purifier weights")
