@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "model's top-1 is reported, SqueezeNet 1.1 too). Defenses: JPEG, TVM, median, R&P, NRP-Lite. A separate "
         "grey-box group attacks from Lite0 itself (SSP at another stage than the purifier's). Writes tables, an "
         "image grid and an HTML page. Needs: pip install 'nrp-purifier[demo]' (the model files are fetched from "
-        "PyPI wheels on first use). 9 min 21 s measured on an idle 2-core CPU; re-runs resume.",
+        "PyPI wheels on first use). 7 min 9 s measured on an idle 2-core CPU; re-runs resume.",
     )
     parser.add_argument("--eval-set", choices=EVAL_SETS, default="foolbox",
                         help="foolbox: the 20 human-labelled ImageNet photos of the foolbox wheel; agreement: up to 100 "
