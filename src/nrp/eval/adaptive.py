@@ -187,8 +187,9 @@ def evaluate_adaptive(
     attacked = FixedRandomness(defense, seed) if settings.fixed else defense
     generator = torch.Generator().manual_seed(seed)
     totals = torch.zeros(3)  # correct images: clean, single draw, worst of N
-    for start in range(0, x.shape[0], batch_size or max(x.shape[0], 1)):
-        x_batch, y_batch = x[start:start + (batch_size or x.shape[0])], y[start:start + (batch_size or x.shape[0])]
+    step = batch_size or max(x.shape[0], 1)
+    for start in range(0, x.shape[0], step):
+        x_batch, y_batch = x[start:start + step], y[start:start + step]
         clean, _ = defended_accuracy(attacked, classifier, x_batch, y_batch, 1)
         x_adv = craft(attack, attacked, classifier if source is None else source, x_batch, y_batch, eps, generator,
                       substitute)
