@@ -7,7 +7,7 @@ import typing
 import pytest
 import torch
 
-from nrp.attacks import admix, bsr, fia, ilpd, mi_fgsm, naa
+from nrp.attacks import admix, bsr, fia, ila, ilpd, mi_fgsm, naa
 from nrp.attacks.assembled import assemble
 
 
@@ -44,6 +44,7 @@ def test_the_transfer_attacks_keep_the_calling_convention_with_each_knob_once():
         fia: shared[:-2] + ["layer", "ensemble", "drop_prob", "generator"],
         naa: shared[:-2] + ["layer", "path_steps", "gamma"],
         ilpd: shared[:-2] + ["layer", "coef", "sigma", "generator"],
+        ila: shared[:-2] + ["layer", "ila_steps", "baseline"],
     }
     for attack, names in expected.items():
         assert list(inspect.signature(attack).parameters) == names, attack.__name__

@@ -11,7 +11,7 @@ from nrp.attacks import ATTACKS, dim, fgsm, i_fgsm, iterative_attack, mi_fgsm, p
 from nrp.errors import InputError
 
 CLASSIFIER_ATTACKS = sorted(name for name in ATTACKS if name not in ("ssp", "fff", "cda"))
-FEATURE_LEVEL = {"fia", "naa", "ilpd"}  # untargeted by design; they attack a named layer
+FEATURE_LEVEL = {"fia", "naa", "ilpd", "ila"}  # untargeted by design; they attack a named layer
 UNTARGETED = FEATURE_LEVEL | {"autoattack", "apgd"}
 TARGETED_ATTACKS = sorted(set(CLASSIFIER_ATTACKS) - UNTARGETED)
 
@@ -206,7 +206,7 @@ def test_the_uniform_start_is_uniform_in_the_ball(make_images):
     assert abs(noise.mean().item()) < 0.02 and abs(noise.var().item() - 1 / 3) < 0.02
 
 
-@pytest.mark.parametrize("name", ["fgsm", "pgd", "dim", "mi_ti_fgsm", "fia", "naa", "ilpd", "bsr", "admix"])
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "dim", "mi_ti_fgsm", "fia", "naa", "ilpd", "ila", "bsr", "admix"])
 def test_no_labels_means_the_models_own_predictions(name, classifier, make_images):
     x = make_images(15)
     predicted = classifier(x).argmax(1)

@@ -10,8 +10,8 @@ from nrp.errors import InputError
 
 PAPER_NAMES = ["fgsm", "r_fgsm", "i_fgsm", "pgd", "mi_fgsm", "dim", "ti_fgsm", "mi_ti_fgsm", "dim_ti_fgsm",
                "mi_dim_ti_fgsm", "fff", "ssp", "cda"]
-LATER_NAMES = ["fia", "naa", "ilpd", "bsr", "admix", "autoattack", "apgd"]  # feature-level and input-transformation transfer attacks
-FEATURE_LEVEL = {"fia", "naa", "ilpd"}
+LATER_NAMES = ["fia", "naa", "ilpd", "ila", "bsr", "admix", "autoattack", "apgd"]  # feature-level and input-transformation transfer attacks
+FEATURE_LEVEL = {"fia", "naa", "ilpd", "ila"}
 
 
 def test_every_paper_attack_is_registered_under_its_lower_case_name_and_exported():

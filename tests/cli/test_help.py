@@ -59,3 +59,13 @@ def test_parameter_help_falls_back_to_the_docstring_without_markup():
     assert parameter_help(attack, "other") is None
     assert parameter_help(attack, "eps") == "L-inf budget of the perturbation"  # the table wins
     assert plain_text("``a``\n  b") == "a b"
+
+
+def test_a_tensor_only_parameter_gets_no_flag_and_the_others_do():
+    # ILA's baseline is adversarial images, which only Python can pass; a flag for it would parse a float.
+    parser = build_parser()
+    attack = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["attack"]
+    ila = next(a for a in attack._actions if isinstance(a, argparse._SubParsersAction)).choices["ila"]
+    flags = {flag for action in ila._actions for flag in action.option_strings}
+    assert "--baseline" not in flags
+    assert {"--layer", "--ila-steps", "--momentum", "--steps"} <= flags

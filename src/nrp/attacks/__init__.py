@@ -15,7 +15,7 @@ from nrp.attacks.cda_arch import CDAGenerator
 from nrp.attacks.distances import DISTANCES, get_distance
 from nrp.attacks.ensemble import Ensemble, as_model
 from nrp.attacks.fff import apply_universal, fff, fff_objective, load_perturbation, save_perturbation, vgg_activations
-from nrp.attacks.feature_level import fia, ilpd, naa
+from nrp.attacks.feature_level import fia, ila, ilpd, naa
 from nrp.attacks.fgsm import fgsm, r_fgsm
 from nrp.attacks.iterative import iterative_attack
 from nrp.attacks.layers import LayerOutput, find_layer
@@ -44,6 +44,7 @@ __all__ = [
     "bsr_copies",
     "fia",
     "find_layer",
+    "ila",
     "ilpd",
     "naa",
     "DISTANCES",

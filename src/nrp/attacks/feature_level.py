@@ -1,7 +1,7 @@
-"""Feature-level transfer attacks on one intermediate layer of the source model: FIA, NAA and ILPD.
+"""Feature-level transfer attacks on one intermediate layer of the source model: FIA, NAA, ILPD and ILA.
 
-Each is one call to :func:`~nrp.attacks.iterative.iterative_attack` (MI-FGSM's momentum, sign step and
-projection) on a different objective; the layer is named as ``model.get_submodule`` names it (see
+Each is a call to :func:`~nrp.attacks.iterative.iterative_attack` (MI-FGSM's momentum, sign step and
+projection) on a different objective (ILA: two calls, its baseline attack's and its own); the layer is named as ``model.get_submodule`` names it (see
 :mod:`nrp.attacks.layers`). Defaults: eps 16/255, 10 iterations of 1.6/255, momentum 1.0 (the NRP paper's
 Appendix F, which is also what the FIA and NAA papers use).
 """
@@ -29,6 +29,7 @@ NAA_STEPS = 30  # N, the integrated-gradient path length (Zhang et al., Sec. 4.1
 NAA_GAMMA = 1.0  # gamma, the weight of negative attributions (Zhang et al., Eq. 11)
 ILPD_COEF = 0.1  # gamma, the decay of the perturbation at the layer (Li et al., Eq. 5)
 ILPD_SIGMA = 0.05  # sigma, the std of the Gaussian noise added to the clean image, [0, 1] units
+ILA_STEPS = 10  # ILA's own iterations after the baseline's 10 (TransferAttack's port runs 10 and 10)
 
 
 def _fia(
@@ -71,6 +72,32 @@ def _ilpd(
     if not sigma >= 0.0:
         raise InputError(f"sigma must be >= 0, got {sigma}")
     return _DecayedModel(model, layer, x.detach(), coef, sigma, generator), None
+
+
+def _ila_knobs(*, layer: str, ila_steps: int = ILA_STEPS, baseline: torch.Tensor | None = None) -> None:
+    """ILA's own parameters (documented on :func:`ila`)."""
+
+
+def _ila(arguments: dict[str, Any], knobs: dict[str, Any]) -> torch.Tensor:
+    model, x = arguments["model"], arguments["x"]
+    labels = _labels(model, x, arguments.pop("y"))
+    check_steps(knobs["ila_steps"], "ila_steps")
+    baseline = knobs["baseline"]
+    if baseline is None:
+        baseline = iterative_attack(**arguments, y=labels)
+    elif not isinstance(baseline, torch.Tensor) or baseline.shape != x.shape:
+        raise InputError(f"baseline must be adversarial images shaped like x {tuple(x.shape)}, got "
+                         f"{tuple(baseline.shape) if isinstance(baseline, torch.Tensor) else type(baseline).__name__}")
+    features = LayerOutput(model, knobs["layer"])
+    with torch.no_grad():
+        clean = features(x)
+        direction = features(baseline.to(x)) - clean
+
+    def projection(adversarial: torch.Tensor, _: torch.Tensor | None) -> torch.Tensor:
+        return ((adversarial - clean) * direction).sum()
+
+    ila_phase = {**arguments, "model": features, "steps": knobs["ila_steps"], "momentum": 0.0}
+    return iterative_attack(**ila_phase, y=labels, loss=projection)
 
 
 def _feature_level(setup: Callable[..., tuple[nn.Module, Objective | None]]) -> Callable[[dict, dict], torch.Tensor]:
@@ -134,6 +161,24 @@ ilpd = register("ilpd")(assemble("ilpd", f"""ILPD (Li et al., NeurIPS 2023): asc
         sigma: std of the noise on the clean image at each step, [0, 1] units (0.05).
         generator: draws the noise; ``None``: torch's global generator, in torchattack's order.
     """, mi_fgsm, _ilpd, _feature_level(_ilpd), drop=("target", "generator")))
+
+
+ila = register("ila")(assemble("ila", f"""ILA (Huang et al., ICCV 2019): push the layer's perturbation further along a baseline attack's.
+
+    A baseline adversarial image ``x'`` (``baseline``, or MI-FGSM with this call's ``eps``, ``steps``,
+    ``step_size`` and ``momentum``) fixes the direction ``d = f_k(x') - f_k(x)`` at the layer; then
+    ``ila_steps`` I-FGSM iterations from ``x`` ascend the ILA projection loss (ILAP)
+    ``(f_k(x_adv) - f_k(x)) . d / ||d||^2``, here without the constant ``1 / ||d||^2``, which changes no
+    sign step. The ILA phase takes no momentum, as in the paper (and TransferAttack's port, whose baseline is
+    MI-FGSM too). Parameters before ``layer`` as :func:`fia`; the paper picks a middle layer (``layer2``-``layer3``
+    of a ResNet). Returns detached adversarial images in [0, 1] within ``eps`` of ``x``.
+
+    Args:
+        {LAYER_DOC}.
+        ila_steps: the ILA phase's iterations (10), of ``step_size`` each.
+        baseline: adversarial images ``(B, C, H, W)`` of any attack on ``x`` (Python API only); ``None``:
+            MI-FGSM's.
+    """, mi_fgsm, _ila_knobs, _ila, drop=("target", "generator")))
 
 
 class _DecayedModel(nn.Module):
