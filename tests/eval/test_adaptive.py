@@ -9,6 +9,8 @@ from torch import nn
 
 from nrp.errors import InputError
 from nrp.eval.adaptive import Adaptive, AdaptiveAttack, FixedRandomness, craft, defended_accuracy, evaluate_adaptive
+from nrp.eval.datasets import StoredImages
+from nrp.io.write import write_image
 
 from .conftest import BoundaryClassifier, ConstantClassifier
 
@@ -90,6 +92,27 @@ def test_batches_are_weighed_by_their_images():
         row = evaluate_adaptive(attack, nn.Identity(), BoundaryClassifier(), x, torch.zeros(4, dtype=torch.long), 8 / 255,
                                 batch_size=batch_size)
         assert (row["clean"], row["single_draw"], row["images"]) == (1.0, 0.75, 4)
+
+
+def test_stored_images_are_read_a_batch_at_a_time_and_score_as_the_tensor(tmp_path):
+    # The same four images as above, as PNG files, and a fifth file that is not an image: with max_images 4 it
+    # is never read, so the run attacks batch by batch from disk and scores exactly as the tensor does.
+    x = (torch.tensor([80, 80, 80, 89]) / 255).view(-1, 1, 1, 1).expand(4, 3, 8, 8).clone()
+    paths = []
+    for index, image in enumerate(x):
+        write_image(image, tmp_path / f"{index}.png")
+        paths.append(tmp_path / f"{index}.png")
+    (tmp_path / "4.png").write_bytes(b"not a png")
+    stored = StoredImages([*paths, tmp_path / "4.png"])
+    assert len(stored) == 5 and torch.equal(stored[1:3], x[1:3])
+    attack = adaptive("pgd", {"steps": 10, "step_size": 2 / 255}, draws=1, max_images=4)
+    y = torch.zeros(5, dtype=torch.long)
+    for batch_size in (3, 1):
+        from_disk = evaluate_adaptive(attack, nn.Identity(), BoundaryClassifier(), stored, y, 8 / 255, batch_size=batch_size)
+        in_memory = evaluate_adaptive(attack, nn.Identity(), BoundaryClassifier(), x, y[:4], 8 / 255, batch_size=batch_size)
+        assert from_disk == in_memory and (from_disk["single_draw"], from_disk["images"]) == (0.75, 4)
+    with pytest.raises(TypeError, match="slices"):
+        stored[0]
 
 
 def test_table3_with_an_identity_substitute_is_bpda_with_the_identity(boundary_batch):

@@ -37,6 +37,7 @@ from nrp.attacks.registry import get_attack
 from nrp.attacks.through_defense import GRADIENT_MODES
 from nrp.errors import InputError
 from nrp.eval.components import ADAPTIVE, Component
+from nrp.eval.datasets import StoredImages
 
 ADAPTIVE_JSON, ADAPTIVE_MD = "adaptive.json", "adaptive.md"
 
@@ -160,8 +161,8 @@ def defended_accuracy(
 
 
 def evaluate_adaptive(
-    attack: AdaptiveAttack, defense: nn.Module, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor,
-    eps: float, *, seed: int = 0, source: nn.Module | None = None, substitute: nn.Module | None = None,
+    attack: AdaptiveAttack, defense: nn.Module, classifier: nn.Module, x: torch.Tensor | StoredImages,
+    y: torch.Tensor, eps: float, *, seed: int = 0, source: nn.Module | None = None, substitute: nn.Module | None = None,
     batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Craft ``attack`` through ``defense`` and score it on ``classifier(defense(.))``: one row.
@@ -170,7 +171,9 @@ def evaluate_adaptive(
         attack: what to run (:class:`AdaptiveAttack`).
         defense: [0, 1] -> [0, 1] module, possibly randomised (a dynamic purifier).
         classifier: the defended target, [0, 1] images -> logits.
-        x: clean images ``(B, 3, H, W)`` in [0, 1]; its first ``max_images`` are attacked. y: labels ``(B,)``.
+        x: clean images ``(B, 3, H, W)`` in [0, 1], a tensor or anything sliced like one into batches (a
+            :class:`~nrp.eval.datasets.StoredImages`, which reads each batch from disk); its first
+            ``max_images`` are attacked. y: labels ``(B,)``.
         eps: L-inf budget, [0, 1] units.
         seed: seeds the attack's generator and the fixed-randomness draw.
         source: the classifier crafted on (``settings.source``); ``None``: ``classifier`` (white box).
@@ -183,26 +186,25 @@ def evaluate_adaptive(
         draw), ``draws`` and ``images``.
     """
     settings = attack.settings
-    x, y = x[:settings.max_images], y[:settings.max_images]
+    count = len(x) if settings.max_images is None else min(len(x), settings.max_images)
     attacked = FixedRandomness(defense, seed) if settings.fixed else defense
     generator = torch.Generator().manual_seed(seed)
     totals = torch.zeros(3)  # correct images: clean, single draw, worst of N
-    step = batch_size or max(x.shape[0], 1)
-    for start in range(0, x.shape[0], step):
-        x_batch, y_batch = x[start:start + step], y[start:start + step]
+    step = batch_size or max(count, 1)
+    for start in range(0, count, step):
+        x_batch, y_batch = x[start:min(start + step, count)], y[start:min(start + step, count)]
         clean, _ = defended_accuracy(attacked, classifier, x_batch, y_batch, 1)
         x_adv = craft(attack, attacked, classifier if source is None else source, x_batch, y_batch, eps, generator,
                       substitute)
         single, worst = defended_accuracy(attacked, classifier, x_adv, y_batch, settings.draws)
         totals += torch.tensor([clean, single, worst]) * x_batch.shape[0]
-    clean, single, worst = (totals / max(x.shape[0], 1)).tolist()
-    return {"clean": clean, "single_draw": single, "worst_of_n": worst, "draws": settings.draws,
-            "images": int(x.shape[0])}
+    clean, single, worst = (totals / max(count, 1)).tolist()
+    return {"clean": clean, "single_draw": single, "worst_of_n": worst, "draws": settings.draws, "images": count}
 
 
 def adaptive_rows(
     attacks: list[Component], eps_values: list[float], defenses: dict[str, nn.Module], targets: list[str],
-    classifier: Callable[[str], nn.Module], build_defense: Callable[[Any], nn.Module], x: torch.Tensor,
+    classifier: Callable[[str], nn.Module], build_defense: Callable[[Any], nn.Module], x: torch.Tensor | StoredImages,
     y: torch.Tensor, seed: int, batch_size: int | None = None, on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """The adaptive entries of an experiment on its clean images: a row per (attack, eps, defense, target).
@@ -212,7 +214,8 @@ def adaptive_rows(
         eps_values: the budgets, 0-255 units. defenses: the run's defenses by label. targets: model names.
         classifier: a model name -> the classifier (the run's model bank).
         build_defense: a defense entry -> module (the substitutes).
-        x: ``(N, 3, H, W)`` the stored clean images in [0, 1]; y: ``(N,)`` their labels.
+        x: ``(N, 3, H, W)`` the stored clean images in [0, 1] (a tensor, or sliced into batches like one, see
+            :func:`evaluate_adaptive`); y: ``(N,)`` their labels.
         seed: the run seed; entry ``k`` (of the adaptive ones) is seeded with ``seed + k``, and a randomised
             defense draws from the global RNG seeded from it, inside ``torch.random.fork_rng``.
         batch_size: images attacked at once (the run's ``batch_size``).

@@ -120,4 +120,24 @@ def read_batch(paths: Sequence[Path], size: int | None = None) -> torch.Tensor:
     return torch.stack(images)
 
 
-__all__ = ["EvalImages", "ImageDecodeError", "batch_ranges", "load_eval_images", "read_batch", "resize_square"]
+class StoredImages:
+    """Images on disk read a slice at a time: ``images[a:b]`` decodes those files to a ``(b - a, 3, H, W)`` batch.
+
+    ``len()`` and slicing are what the adaptive evaluation needs of its images, so a run attacks its stored
+    clean images batch by batch instead of holding them all in memory.
+    """
+
+    def __init__(self, paths: Sequence[Path], device: torch.device | str = "cpu") -> None:
+        self.paths, self.device = list(paths), torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: slice) -> torch.Tensor:
+        if not isinstance(index, slice):
+            raise TypeError(f"StoredImages takes slices, got {type(index).__name__}")
+        return read_batch(self.paths[index]).to(self.device)
+
+
+__all__ = ["EvalImages", "ImageDecodeError", "StoredImages", "batch_ranges", "load_eval_images", "read_batch",
+           "resize_square"]

@@ -18,7 +18,7 @@ from nrp.eval.components import NO_DEFENSE, Component
 from nrp.eval.config import EvalConfig
 from nrp.eval.cross_task import run_cross_task
 from nrp.eval.curves import CurveConfig, eps_curve, iteration_curves
-from nrp.eval.datasets import batch_ranges, read_batch
+from nrp.eval.datasets import StoredImages, batch_ranges, read_batch
 from nrp.eval.predictions import defended_as_scored, load_predictions, prediction_path
 from nrp.eval.progress import ProgressFactory, silent_progress
 from nrp.eval.protocol import ClassificationRun, build_defense, run_classification
@@ -77,8 +77,8 @@ def _adaptive(run: ClassificationRun, config: EvalConfig, progress: ProgressFact
     if run.images.labels is None:
         raise InputError("attacks crafted through the defense (adaptive) need labelled images (set 'labels')")
     attacks = config.adaptive_components()
-    x = read_batch(run.clean.paths(run.images.stems())).to(run.models.device)
-    y = torch.tensor(run.images.labels, device=x.device)
+    x = StoredImages(run.clean.paths(run.images.stems()), run.models.device)  # read a batch at a time
+    y = torch.tensor(run.images.labels, device=run.models.device)
     total = len(attacks) * len(config.eps) * len(run.defenses) * len(config.targets)
     with progress(ADAPTIVE_STAGE, total) as bar:
         rows = adaptive_rows(attacks, config.eps, run.defenses, config.targets, run.models.classifier,
