@@ -57,8 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cross-task", action="store_true",
                         help="instead: the cross-task demo (the purifier in front of YOLOv3-tiny detection and U²-Net-p "
                         "segmentation, ground truth = each network's own clean output) on up to 16 evaluation photos "
-                        "(12 qualify), into ./nrp-demo-cross-task; 7 min 6 s on the idle 2-core CPU when last timed, "
-                        "with the source SSP crafted at 320 (--quick: 2 photos)")
+                        "(11 qualify), into ./nrp-demo-cross-task; 15 min 22 s when last timed, at nice 12 with one "
+                        "thread on a 2-core CPU shared with other jobs (load about 3) (--quick: 2 photos)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     parser.set_defaults(run=run)
 
