@@ -18,13 +18,13 @@ from nrp.purifiers.resg_arch import NRPResG
 CPU_CHOICE = "nrp_lite"
 """The architecture to train and ship for a CPU budget: the winner of issue 13's comparison at equal CPU time.
 
-NRP-Lite, NRP-MS (``nrp_ms``) and NRP_resG (``nrp_resg``) trained from scratch for the same 300 CPU-seconds
-on the same photos and settings, scored on the validation split against Lite1's and MobileNetV2's attacks with
-EfficientNet-Lite2 as the black-box target (docs/offline_benchmark.md, item 3): NRP-Lite alone kept Lite2's
-clean top-1 (within a photo), as its identity start does; NRP-MS cost 57 points of it and NRP_resG 23 while
-still learning to reproduce the image, NRP_resG at 4.7x NRP-Lite's CPU per iteration (3.4 against 0.3 MFLOP
-per pixel). None of the three defended yet at that budget.
-A longer budget or a GPU can change the answer; the others stay registered for that.
+NRP-Lite, NRP-MS (``nrp_ms``) and NRP_resG (``nrp_resg``) trained from scratch for the same CPU-seconds on the
+same photos and settings, scored on the validation split against Lite1's and MobileNetV2's attacks with
+EfficientNet-Lite2 as the black-box target (docs/offline_benchmark.md, item 3). At 1,500 CPU-seconds NRP-Lite
+alone kept Lite2's clean top-1 within the issue's 3 points (one photo lost), as its identity start does; NRP-MS
+was ahead of it in 9 of the 10 attack columns but still cost 23 points of clean top-1 while learning to
+reproduce the image (57 at 300 CPU-seconds). A weak verdict: a longer budget or a GPU can
+change it; the others stay registered for that.
 """
 PURIFIERS: dict[str, type[nn.Module]] = {}
 # How to recover constructor arguments from a plain state dict (the authors' files carry none).
