@@ -36,5 +36,5 @@ def test_cda_sets_are_the_generators_output_in_the_ball(grey_images, tmp_path, t
 
 def test_a_cda_attack_without_weights_is_refused():
     config = EvalConfig(images="x", out="y", targets=["t"], attacks=["cda"])
-    with pytest.raises(InputError, match="attacks\[0\]: attack 'cda' needs 'weights'"):
+    with pytest.raises(InputError, match=r"attacks\[0\]: attack 'cda' needs 'weights'"):
         check_config(config)
