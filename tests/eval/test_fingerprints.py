@@ -17,6 +17,7 @@ from nrp.eval.artefacts import StaleArtefactError, folder_name
 from nrp.eval.config import EvalConfig
 from nrp.eval.experiment_file import check_config, load_eval_config
 from nrp.eval.protocol import run_classification
+from nrp.fingerprint import code_digest
 from nrp.io.read import read_image
 
 from .conftest import BoundaryClassifier
@@ -139,3 +140,31 @@ def test_folder_names_are_injective_and_hold_no_separator():
     names = [folder_name(label) for label in labels]
     assert len(set(names)) == len(labels)
     assert all("/" not in name and "\\" not in name and name not in (".", "..") for name in names)
+
+
+def test_a_change_of_nrps_own_code_recomputes_the_sets(boundary_images, tmp_path, monkeypatch, caplog):
+    # A development checkout keeps its version number while its attacks change: the code digest tells them apart.
+    out = tmp_path / "run"
+    run(experiment(boundary_images, out))
+    before = snapshot(out)
+    run(experiment(boundary_images, out))
+    assert snapshot(out) == before  # same code: every stored artefact reused
+    monkeypatch.setattr("nrp.fingerprint.source_digest", lambda: "0" * 16)
+    run(experiment(boundary_images, out))
+    assert "stored under another configuration (numerics.nrp-source:" in caplog.text
+    assert {path.parts[0] for path in rewritten(before, snapshot(out))} == {"sets", "predictions"}
+
+
+def test_the_code_digest_follows_the_code_but_not_the_command_line(tmp_path):
+    (tmp_path / "attacks").mkdir()
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "attacks" / "fgsm.py").write_text("step = 1\n")
+    (tmp_path / "cli" / "main.py").write_text("help = 'a'\n")
+    first = code_digest(tmp_path)
+    (tmp_path / "cli" / "main.py").write_text("help = 'b'\n")
+    assert code_digest(tmp_path) == first
+    (tmp_path / "attacks" / "fgsm.py").write_text("step = 2\n")
+    assert code_digest(tmp_path) != first
+    (tmp_path / "attacks" / "fgsm.py").write_text("step = 1\n")
+    (tmp_path / "attacks" / "fgsm.py").rename(tmp_path / "attacks" / "pgd.py")
+    assert code_digest(tmp_path) != first  # the path counts too
