@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from nrp.cli.flag_help import parameter_help
+from nrp.schema import signature_specs
 from nrp.units import PIXEL_SCALE
 from nrp.validation import FINITE
 
@@ -17,16 +18,10 @@ ALIASES = {"tile_size": ("--tile",)}
 
 def tunable_parameters(function: Callable, handled: Collection[str]) -> list[inspect.Parameter]:
     """The keyword parameters of ``function`` that become flags: all but those the command fills itself and
-    those only Python can pass (a tensor, such as ILA's ``baseline`` images)."""
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p for p in inspect.signature(function).parameters.values()
-            if p.kind in kinds and p.name not in handled and not _tensor_only(p)]
-
-
-def _tensor_only(parameter: inspect.Parameter) -> bool:
-    """Whether the parameter's annotation admits nothing but a tensor (or ``None``)."""
-    kinds = {part.strip() for part in str(parameter.annotation).split("|")} - {"None", "NoneType", "<class 'NoneType'>"}
-    return bool(kinds) and all("Tensor" in kind for kind in kinds)
+    those an experiment file could not set either (:func:`~nrp.schema.signature_specs`: a tensor, such as
+    ILA's ``baseline`` images, a module, a callable), which only Python can pass."""
+    settable = signature_specs(function, handled)
+    return [p for p in inspect.signature(function).parameters.values() if p.name in settable]
 
 
 def add_signature_flags(
