@@ -192,7 +192,8 @@ def evaluate_adaptive(
     totals = torch.zeros(3)  # correct images: clean, single draw, worst of N
     step = batch_size or max(count, 1)
     for start in range(0, count, step):
-        x_batch, y_batch = x[start:min(start + step, count)], y[start:min(start + step, count)]
+        stop = min(start + step, count)
+        x_batch, y_batch = x[start:stop], y[start:stop]
         clean, _ = defended_accuracy(attacked, classifier, x_batch, y_batch, 1)
         x_adv = craft(attack, attacked, classifier if source is None else source, x_batch, y_batch, eps, generator,
                       substitute)
