@@ -23,8 +23,10 @@ same photos and settings, scored on the validation split against Lite1's and Mob
 EfficientNet-Lite2 as the black-box target (docs/offline_benchmark.md, item 3). At 1,500 CPU-seconds NRP-Lite
 alone kept Lite2's clean top-1 within the issue's 3 points (one photo lost), as its identity start does; NRP-MS
 was ahead of it in 9 of the 10 attack columns but still cost 23 points of clean top-1 while learning to
-reproduce the image (57 at 300 CPU-seconds), and NRP_resG cost 15 at 5.1x the CPU per iteration. A weak
-verdict: a longer budget or a GPU can change it; the others stay registered for that.
+reproduce the image (57 at 300 CPU-seconds), and NRP_resG cost 15 at 5.1x the CPU per iteration. Continued to
+4,000 CPU-seconds NRP-MS lost ground on the split (clean 47, SSP from Lite1 25, against 52 and 37), and warm
+restarts with a tenfold pixel weight and more clean images raised its clean top-1 to 65 at the cost of its
+lead under attack, so no longer CPU run has changed the verdict. A GPU can; the others stay registered for that.
 """
 PURIFIERS: dict[str, type[nn.Module]] = {}
 # How to recover constructor arguments from a plain state dict (the authors' files carry none).
