@@ -62,6 +62,23 @@ def test_shipped_experiment_files_load():
         assert config.targets and config.defense_components()
 
 
+def test_the_issue13_validation_file_scores_every_input_transformation_baseline():
+    # Issue 13's target is "above every input-transformation baseline in every column": the one validation
+    # experiment must score each of them, and each entry's parameters must be ones its defense takes.
+    from pathlib import Path
+
+    from nrp.defenses import DEFENSES, create_defense
+    config = load_eval_config(Path(__file__).parents[2] / "configs" / "issue13_validation.yaml", {})
+    components = config.defense_components()
+    baselines = {name for name in DEFENSES if name != "none" and not name.startswith(("nrp", "jpeg_"))}
+    assert baselines == {"jpeg", "tvm", "median", "random_resize_pad", "bit_depth", "gaussian"}
+    assert baselines <= {c.name for c in components}
+    assert {"none", "nrp_lite_shipped", "nrp_lite_shipped_dynamic"} <= {c.name for c in components}
+    for component in components:
+        if component.name in baselines:
+            create_defense(component.name, **component.params)
+
+
 def test_the_preprocessing_of_a_zoo_model_is_set_from_the_experiment_file(tmp_path, monkeypatch):
     import torch
 
