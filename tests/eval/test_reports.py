@@ -187,6 +187,7 @@ def test_results_json_round_trip(tmp_path: Path) -> None:
     assert versions["python"] == ".".join(map(str, sys.version_info[:3]))
     assert {"torchvision", "numpy"} <= set(versions)
     assert raw["created_utc"].endswith("+00:00")
+    assert raw["threads"] == torch.get_num_threads()
     back = read_results_json(path)
     assert back["rows"] == [Row(**r) for r in ROWS]
     assert back["cross_task_rows"] == [CrossTaskRow(**r) for r in CROSS]

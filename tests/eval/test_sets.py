@@ -3,6 +3,7 @@ precomputed reader (nrp.eval.crafting), on the classification and the cross-task
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -93,6 +94,37 @@ def test_an_interrupted_set_makes_only_its_missing_batches_and_the_same_images(t
     assert {name: value[2] for name, value in again.items() if name != "manifest.json"} == \
            {name: value[2] for name, value in original.items() if name != "manifest.json"}
     assert all(again[f"{s}.png"] == original[f"{s}.png"] for s in "abe")  # kept files are not rewritten
+
+
+def test_a_set_notes_the_thread_counts_that_made_it_and_warns_when_a_resume_mixes_two(tmp_path, caplog):
+    # Classifier gradients round differently at another thread count (docs/evaluation.md), so the set's files
+    # say which counts made its images; the record leaves them out, so nothing is recrafted for them.
+    image_set = a_set(tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        store(image_set, Maker(), 2)
+        made = {name: json.loads((image_set.folder / name).read_text()) for name in ("fingerprint.json", "manifest.json")}
+        assert made["fingerprint.json"]["threads"] == made["manifest.json"]["threads"] == [threads]
+        for name in ("manifest.json", "c.png", "d.png"):  # interrupted, then resumed at another count
+            (image_set.folder / name).unlink()
+        torch.set_num_threads(threads + 1)
+        maker = Maker()
+        with caplog.at_level(logging.WARNING):
+            store(image_set, maker, 2)
+    finally:
+        torch.set_num_threads(threads)
+    assert maker.calls == ["build", (2, 3)]  # the stored images are kept
+    assert (f"resuming set m/PGD/16 at {threads + 1} CPU threads; its stored images were made at {threads}"
+            in caplog.text)
+    manifest = json.loads((image_set.folder / "manifest.json").read_text())
+    assert manifest["threads"] == [threads, threads + 1] and manifest["images"] == len(STEMS)
+    caplog.clear()
+    for name in ("manifest.json", "e.png"):  # a third leg at a count already noted: nothing to say
+        (image_set.folder / name).unlink()
+    with caplog.at_level(logging.WARNING):
+        store(image_set, Maker(), 2)
+    assert "CPU threads" not in caplog.text
+    assert json.loads((image_set.folder / "manifest.json").read_text())["threads"] == [threads, threads + 1]
 
 
 @pytest.mark.parametrize("batch_size", BATCHINGS)

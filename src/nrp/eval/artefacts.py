@@ -6,7 +6,10 @@ how it was made and its :func:`~nrp.fingerprint.fingerprint`. A later run that w
 version) computes another fingerprint: the stale artefact is recomputed, or with ``stale: refuse`` the run
 stops, and the log names the artefact and the fields that changed. A set folder holds ``fingerprint.json``
 (written before its first image, so an interrupted set resumes only under the same configuration) and
-``manifest.json`` (written after its last image: the set is complete).
+``manifest.json`` (written after its last image: the set is complete). Both also say at how many CPU threads
+the set's images were made (``threads``, each count that crafted some of them, in order): the record leaves it
+out, since a set is as valid at any count, but classifier gradients round differently at another one
+(docs/evaluation.md).
 
 Folder names are labels percent-encoded (:func:`folder_name`), an injective and path-safe mapping: ``"FGSM a"``
 and ``"FGSM_a"`` get two folders, ``"a/b"`` stays one folder level.
@@ -97,12 +100,14 @@ def stale(what: str, old_record: Any, record: dict[str, Any], policy: str) -> No
     logger.warning("recomputing %s: stored under another configuration (%s)", what, reason)
 
 
-def open_set_folder(folder: Path, record: dict[str, Any], what: str, policy: str) -> bool:
+def open_set_folder(folder: Path, record: dict[str, Any], what: str, policy: str, threads: int | None = None) -> bool:
     """Get ``folder`` ready for the set described by ``record``; ``True`` when it is already complete.
 
     A complete set of this fingerprint is kept; an interrupted one of this fingerprint resumes; a set stored
     under another fingerprint (or without one) is stale: its images are removed (or, ``policy="refuse"``,
     :class:`StaleArtefactError` is raised) and ``fingerprint.json`` is written before any new image.
+    ``threads``: the CPU threads that will make the missing images, noted in ``fingerprint.json``; resuming at a
+    count that made none of the stored images is logged, since the set then mixes two roundings.
     """
     stamp = fingerprint(record)
     manifest = _read_json(folder / MANIFEST)
@@ -110,19 +115,35 @@ def open_set_folder(folder: Path, record: dict[str, Any], what: str, policy: str
         return True
     started = _read_json(folder / RECORD)
     if started is not None and started.get("fingerprint") == stamp:
+        _note_threads(folder, started, threads, what)
         return False
     stored = [path for path in folder.glob("*.png")] if folder.is_dir() else []
     if stored or manifest is not None or started is not None:
         stale(what, (started or manifest or {}).get("record"), record, policy)
         for path in [*stored, folder / MANIFEST]:
             path.unlink(missing_ok=True)
-    write_json(folder / RECORD, {"fingerprint": stamp, "record": record})
+    write_json(folder / RECORD, {"fingerprint": stamp, "record": record,
+                                 **({} if threads is None else {"threads": [threads]})})
     return False
 
 
+def _note_threads(folder: Path, started: dict[str, Any], threads: int | None, what: str) -> None:
+    """Add ``threads`` to an interrupted set's counts, with a warning when no stored image was made at it."""
+    made = started.get("threads")
+    if threads is None or not isinstance(made, list) or threads in made:
+        return
+    logger.warning("resuming %s at %d CPU threads; its stored images were made at %s: classifier gradients round "
+                   "differently at another count, so the set mixes both (docs/evaluation.md)", what, threads,
+                   ", ".join(map(str, made)))
+    write_json(folder / RECORD, {**started, "threads": [*made, threads]})
+
+
 def close_set_folder(folder: Path, record: dict[str, Any], **details: Any) -> None:
-    """Write the manifest that marks the set of ``record`` complete (``details``: counts, labels for readers)."""
-    write_json(folder / MANIFEST, {**details, "fingerprint": fingerprint(record), "record": record})
+    """Write the manifest that marks the set of ``record`` complete (``details``: counts, labels for readers), with
+    the thread counts that made it, as ``fingerprint.json`` has them."""
+    threads = (_read_json(folder / RECORD) or {}).get("threads")
+    write_json(folder / MANIFEST, {**details, **({} if threads is None else {"threads": threads}),
+                                   "fingerprint": fingerprint(record), "record": record})
 
 
 def stamped(payload: dict[str, Any] | None, record: dict[str, Any], what: str, policy: str) -> bool:

@@ -218,10 +218,12 @@ def store_set(
 
 
 def _open(image_set: ImageSet, context: DistributedContext, policy: str) -> bool:
-    """Whether the set is complete under its fingerprint; rank 0 clears a stale one before any rank writes."""
+    """Whether the set is complete under its fingerprint; rank 0 clears a stale one before any rank writes (and
+    notes its own thread count)."""
     complete = None
     if context.is_main:
-        complete = open_set_folder(image_set.folder, image_set.record, f"set {image_set.key}", policy)
+        complete = open_set_folder(image_set.folder, image_set.record, f"set {image_set.key}", policy,
+                                   threads=torch.get_num_threads())
     if context.distributed:
         shared = [complete]
         dist.broadcast_object_list(shared, src=0)

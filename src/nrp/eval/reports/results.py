@@ -57,7 +57,8 @@ def write_results_json(
     seed: int,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write every result, the configuration, the seed, library versions and a UTC timestamp, atomically.
+    """Write every result, the configuration, the seed, library versions, the CPU thread count and a UTC timestamp,
+    atomically.
 
     Args:
         path: output file (``results.json``); parent folders are created.
@@ -79,6 +80,7 @@ def write_results_json(
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "seed": seed,
         "versions": library_versions(),
+        "threads": torch.get_num_threads(),
         "config": dict(config),
         "rows": [r.to_dict() for r in as_rows(rows)],
         "cross_task_rows": [r.to_dict() for r in as_cross_task_rows(cross_task_rows)],
