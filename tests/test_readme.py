@@ -52,7 +52,7 @@ EXPECTED = {
         "needs 4 GPUs and the COCO images",
     # A missing input path of an experiment is a bad argument (exit 2), refused before any work.
     "nrp eval configs/table1.yaml --images data/neurips2017_dev --out runs/table1": (exit_codes.USAGE, "neurips2017_dev"),
-    "nrp eval --images photos/ --labels labels.csv --sources inc_v3 --attacks fgsm,mi_fgsm --defenses none,jpeg,nrp "
+    "nrp eval --images photos/ --labels labels.csv --sources inc_v3 --attacks fgsm,mi_fgsm --defenses none,jpeg,nrp_lite_shipped "
     "--targets ens_adv_incres_v2 --out runs/mine": (exit_codes.USAGE, "labels.csv"),
     "nrp data offline": OK,
     "nrp demo --quick": "tests/offline/test_demo.py runs it (about a minute)",
@@ -123,3 +123,16 @@ def test_readme_commands_run_as_written(scratch: Path, capsys):
     # Each purifier wrote its own folder: the authors' NRP (here random weights) is not the shipped NRP-Lite.
     assert (scratch / "purified_nrp" / "cat.png").read_bytes() != (scratch / "purified" / "cat.png").read_bytes()
     assert (scratch / "purified_dynamic" / "dog.png").is_file()
+
+
+def test_readme_eval_defenses_build_from_the_command_line():
+    """``nrp eval --defenses`` gives names only, so each defense it names must build without parameters
+    (``nrp`` would not: it needs a weights file, which only an experiment file can pass)."""
+    from nrp.defenses import create_defense
+
+    named = [command for command in readme_commands() if command.startswith("nrp eval") and "--defenses" in command]
+    assert named
+    for command in named:
+        arguments = shlex.split(command)
+        for name in arguments[arguments.index("--defenses") + 1].split(","):
+            create_defense(name)  # raises InputError for a defense that needs a parameter
