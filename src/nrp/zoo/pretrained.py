@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from nrp.errors import WeightsUnavailableError
+from nrp.zoo.spec import torchvision_weights
 
 HOW_TO_PROVIDE = "pass a weights file (Python: weights=FILE)"
 """How every missing-weights message ends. It names no flag: the command line adds its own (nrp.cli.messages)."""
@@ -31,14 +31,15 @@ TORCHVISION_PRETRAINED_ARGUMENTS = {
 }
 
 
-def torchvision_pretrained_state(name: str, download: bool = True) -> dict[str, torch.Tensor]:
-    """The ImageNet state dict of torchvision model ``name``: from torch hub's cache, else downloaded.
+def torchvision_pretrained_state(name: str, download: bool = True, weights: str | None = None) -> dict[str, torch.Tensor]:
+    """The ImageNet state dict of torchvision model ``name``, weights tag ``weights`` (``None``: ``DEFAULT``):
+    from torch hub's cache, else downloaded.
 
     Raises:
         WeightsUnavailableError: not cached and ``download`` is off or the download failed; the message names
             the file, where it is expected, and how to provide it.
     """
-    url = torchvision.models.get_model_weights(name).DEFAULT.url
+    url = torchvision_weights(name, weights).url
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
     if cached.is_file():
         return torch.load(cached, map_location="cpu", weights_only=True)

