@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nrp.errors import InputError, InputTooSmallError
 from nrp.validation import minimum_input_size
 
 
@@ -28,3 +30,17 @@ def test_the_probe_finds_the_smallest_side_of_a_traced_network_and_prints_nothin
     assert minimum_input_size(traced, gradients=True) == 9
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_a_size_check_of_the_project_counts_as_too_small_but_an_argument_check_propagates():
+    def needs_eight(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] < 8:
+            raise InputTooSmallError(f"side {x.shape[-1]} < 8")
+        return x
+
+    def unknown_layer(x: torch.Tensor) -> torch.Tensor:
+        raise InputError("model has no layer 'nope'")
+
+    assert minimum_input_size(needs_eight) == 8
+    with pytest.raises(InputError, match="no layer 'nope'"):
+        minimum_input_size(unknown_layer)

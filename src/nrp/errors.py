@@ -9,6 +9,10 @@ class InputError(NRPError):
     """An input path or argument that cannot be used (missing file, out-of-range value, output clash)."""
 
 
+class InputTooSmallError(InputError):
+    """An image smaller than an operation needs (a filter window, DIM's resize range): such images are skipped."""
+
+
 class ImageDecodeError(NRPError):
     """A file that could not be decoded as an image."""
 

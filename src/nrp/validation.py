@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from nrp.errors import InputError, NRPError, UsageError
+from nrp.errors import InputError, InputTooSmallError, UsageError
 
 SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 
@@ -154,8 +154,9 @@ def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
     return path
 
 
-# What a network raises on an input smaller than its kernels or pools.
-_TOO_SMALL_ERRORS = (RuntimeError, ValueError, NRPError)
+# What a network raises on an input smaller than its kernels or pools. Not the other NRPErrors: those are
+# argument checks (an unknown layer, an out-of-range option) that fail at every size and must be reported as such.
+_TOO_SMALL_ERRORS = (RuntimeError, ValueError, InputTooSmallError)
 
 
 def minimum_input_size(network: Callable[[torch.Tensor], Any], device: torch.device | str = "cpu",

@@ -76,6 +76,37 @@ def test_bad_arguments_are_refused_before_any_work(classes, squeezenet, tmp_path
     assert not (tmp_path / "adv").exists()
 
 
+@pytest.mark.parametrize(
+    "name, flag, value, message",
+    [
+        ("mi_dim_ti_fgsm", "--ti-kernel", "4", "--ti-kernel must be an odd integer >= 1, got 4"),
+        ("mi_dim_ti_fgsm", "--ti-kernel", "0", "--ti-kernel must be an odd integer >= 1, got 0"),
+        ("dim", "--diversity-prob", "2", "--diversity-prob must be in [0, 1], got 2"),
+        ("dim", "--diversity-scale", "1", "--diversity-scale must be > 0 and != 1"),
+        ("dim", "--diversity-scale", "0", "--diversity-scale must be > 0 and != 1"),
+        ("i_fgsm", "--step-size", "300", "--step-size must be in [0, 255] pixel units, got 300"),
+    ],
+)
+def test_out_of_range_attack_options_exit_2_naming_the_flag_before_the_model_loads(
+    classes, tmp_path, capsys, name, flag, value, message
+):
+    # A model weights file that does not exist: reaching the model would be a different error.
+    code = attack([name, str(classes), flag, value], tmp_path / "absent.pth", tmp_path / "adv")
+    err = capsys.readouterr().err
+    assert code == exit_codes.USAGE, err
+    assert message in err and err.count("\n") == 1, err
+    assert "input size" not in err
+    assert not (tmp_path / "adv").exists()
+
+
+def test_an_unknown_layer_is_named_not_reported_as_an_input_size_failure(classes, squeezenet, tmp_path, capsys):
+    code = attack(["fia", str(classes), "--layer", "nope", "--steps", "1", "--ensemble", "1"], squeezenet, tmp_path / "adv")
+    err = capsys.readouterr().err
+    assert code == exit_codes.ERROR, err
+    assert "model has no layer 'nope'; its layers include: network" in err and err.count("\n") == 1, err
+    assert "input size" not in err
+
+
 def test_an_image_missing_from_the_labels_file_is_named(classes, squeezenet, tmp_path, capsys):
     (tmp_path / "labels.csv").write_text("image,label\nant0.png,5\n")
     code = attack(["fgsm", str(classes), "--labels", str(tmp_path / "labels.csv")], squeezenet, tmp_path / "adv")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nrp.errors import InputError
+from nrp.errors import InputTooSmallError
 
 # TI's kernel spans +-3 standard deviations (Dong et al.'s code, torchattacks' nsig=3): sigma = (size - 1) / 6 px.
 KERNEL_SPAN_SIGMAS = 3.0
@@ -24,7 +24,7 @@ def diversity_bounds(size: int, scale: float) -> tuple[int, int]:
     bound = int(size * scale)
     low, high = (bound, size) if scale < 1 else (size, bound)
     if low >= high:
-        raise InputError(f"diversity_scale {scale} leaves no room to resize a side of {size} px; use a scale further from 1")
+        raise InputTooSmallError(f"diversity_scale {scale} leaves no room to resize a side of {size} px; use a scale further from 1")
     return low, high
 
 

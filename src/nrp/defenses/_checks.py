@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from nrp.errors import InputError
+from nrp.errors import InputError, InputTooSmallError
 
 
 def check_images(x: torch.Tensor, channels: int | None = None) -> None:
@@ -55,5 +55,5 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
 def check_padding(window: int, x: torch.Tensor) -> None:
     """A symmetric padding of ``window // 2`` pixels needs images at least that large."""
     if window // 2 > min(x.shape[-2:]):
-        raise InputError(f"window {window} is too large for images of size {tuple(x.shape[-2:])}; "
+        raise InputTooSmallError(f"window {window} is too large for images of size {tuple(x.shape[-2:])}; "
                          f"window // 2 must be <= {min(x.shape[-2:])}")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nrp.defenses._checks import check_images
-from nrp.errors import InputError
+from nrp.errors import InputError, InputTooSmallError
 
 RATIO = 331 / 299
 
@@ -79,7 +79,9 @@ def _output_size(output_size: int | tuple[int, int] | None, height: int, width: 
     else:
         size = (checked, checked) if isinstance(checked, int) else checked
     if size[0] <= height or size[1] <= width:
-        raise InputError(f"R&P output size {size} must be larger than the input size {(height, width)} on both sides; "
+        # The default size is smaller than needed only for images of a few pixels, which are skipped.
+        error = InputTooSmallError if checked is None else InputError
+        raise error(f"R&P output size {size} must be larger than the input size {(height, width)} on both sides; "
                          "give a larger output_size")
     return size
 
