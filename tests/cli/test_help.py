@@ -7,6 +7,7 @@ import pytest
 
 from nrp.cli.flag_help import parameter_help, plain_text
 from nrp.cli.main import build_parser
+from nrp.purifiers import PURIFIERS
 
 from .test_messages import LEAVES
 
@@ -43,6 +44,18 @@ def test_tile_has_one_name_in_purify_and_defend():
         by_tile_size = parser.parse_args([*command, "--tile-size", "128"])
         dest = "tile" if command[0] == "purify" else "tile_size"
         assert getattr(by_tile, dest) == getattr(by_tile_size, dest) == 128
+
+
+def flag_help(path: tuple[str, ...], flag: str) -> str:
+    parser = dict(LEAVES)[path]
+    return " ".join(next(a for a in parser._actions if flag in a.option_strings).help.split())
+
+
+def test_purifier_flags_name_every_registered_architecture_and_its_defaults():
+    assert all(name in flag_help(("defend", "nrp"), "--architecture") for name in PURIFIERS)
+    width, blocks = flag_help(("train",), "--width"), flag_help(("train",), "--blocks")
+    assert all(name in width and name in blocks for name in PURIFIERS)
+    assert "48 for nrp_ms" in width and "2 for nrp_ms" in blocks and "23 for nrp, nrp_resg" in blocks
 
 
 def test_parameter_help_falls_back_to_the_docstring_without_markup():

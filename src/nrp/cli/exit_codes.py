@@ -1,4 +1,4 @@
-"""Exit codes of the ``nrp`` command (documented in docs/cli.md)."""
+"""Exit codes of the ``nrp`` command (documented in README.md, "Exit codes", and docs/integrity.md)."""
 
 OK = 0
 ERROR = 1  # a one-line error was printed; nothing or only complete outputs were written

@@ -10,6 +10,8 @@ import inspect
 import re
 from collections.abc import Callable
 
+from nrp.purifiers import PURIFIERS
+
 PARAMETER_HELP = {
     # attacks
     "eps": "L-inf budget of the perturbation",
@@ -19,7 +21,7 @@ PARAMETER_HELP = {
     "random_start": "start from a uniformly random point of the eps ball (--no-random-start: from the image)",
     "momentum": "decay mu of the accumulated gradient (MI-FGSM; 0: no momentum)",
     "diversity_prob": "probability of resizing and padding the input at each step (DIM's input diversity)",
-    "diversity_scale": "smallest resize of DIM's input diversity, as a share of the image side",
+    "diversity_scale": "resize range of DIM's input diversity, as a share of the image side: < 1 shrinks, > 1 enlarges, never 1",
     "ti_kernel": "side of TI's Gaussian kernel that smooths the gradient, pixels (odd)",
     # defenses
     "quality": "JPEG quality, 1-100",
@@ -35,7 +37,7 @@ PARAMETER_HELP = {
     "sigma": "standard deviation of the Gaussian kernel, pixels",
     "kernel_size": "side of the Gaussian kernel, pixels, odd (default: 2 * ceil(3 * sigma) + 1)",
     "weights": "purifier weights file (.pth/.pt/.safetensors): the authors' NRP.pth or one nrp wrote (the shipped NRP-Lite is nrp_lite_shipped)",
-    "architecture": "nrp, nrp_resg or nrp_lite: only a check against what the file holds (default: read from the file)",
+    "architecture": f"{', '.join(sorted(PURIFIERS))}: only a check against what the file holds (default: read from the file)",
     "tile_size": "purify images larger than N pixels tile by tile (default: never tile)",
     "tile_overlap": "context and blend width between tiles, pixels",
     "noise_std": "standard deviation of the dynamic defense's Gaussian noise",

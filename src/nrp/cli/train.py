@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 
 from tqdm import tqdm
@@ -40,8 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--val", nargs="+", help="held-out folders for validation")
     add("--val-images", type=int, help=f"validation images used (default {DEFAULTS.val_images})")
     add("--purifier", choices=sorted(PURIFIERS), help=f"architecture (default {DEFAULTS.purifier})")
-    add("--width", type=int, help="purifier feature channels (default: the architecture's, 64)")
-    add("--blocks", type=int, help="purifier blocks (default: the architecture's: 23 for nrp and nrp_resg, 8 for nrp_lite)")
+    add("--width", type=int, help=f"purifier feature channels (default: the architecture's: {_architecture_defaults('width')})")
+    add("--blocks", type=int, help=f"purifier blocks (default: the architecture's: {_architecture_defaults('blocks')})")
     add("--growth", type=int, help="NRP dense growth channels (default 32)")
     add("--init-purifier", help="start the purifier from this weights file instead of from scratch, to fine-tune it "
         "(same architecture and size; 'shipped' names the purifier shipped with nrp); ignored when resuming")
@@ -99,6 +100,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--resume-intact", action="store_true", help="with --resume: when the newest checkpoint is damaged, move it "
         "aside (*.damaged) and continue from the newest intact one")
     parser.set_defaults(run=run, weights_hint=TRAIN_HINT)
+
+
+def _architecture_defaults(argument: str) -> str:
+    """Each purifier's default for a constructor ``argument``, read off the registry: ``"64 for nrp, ...; 48 for nrp_ms"``."""
+    by_value: dict[object, list[str]] = {}
+    for name, network in sorted(PURIFIERS.items()):
+        parameter = inspect.signature(network).parameters.get(argument)
+        if parameter is not None and parameter.default is not inspect.Parameter.empty:
+            by_value.setdefault(parameter.default, []).append(name)
+    return "; ".join(f"{value} for {', '.join(names)}" for value, names in by_value.items())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,8 @@ def nrp_defense(
     Args:
         weights: a purifier weights file (this project's, or the authors' ``NRP.pth`` / ``NRP_resG.pth``);
             required (the shipped NRP-Lite is the defense :func:`nrp_lite_shipped_defense`).
-        architecture: ``"nrp"`` or ``"nrp_resg"`` to check the file against; ``None`` recognises it.
+        architecture: a name in :data:`~nrp.purifiers.PURIFIERS` (``"nrp"``, ``"nrp_lite"``, ``"nrp_ms"``,
+            ``"nrp_resg"``) to check the file against; ``None`` recognises it.
         tile_size: purify images with a side longer than this window by window (pixels); ``None``: whole.
         tile_overlap: context and blend width between windows, pixels.
         device: where the network is loaded.
@@ -67,7 +68,8 @@ def nrp_dynamic_defense(
 
     Args:
         weights: a purifier weights file, as for :func:`nrp_defense` (required).
-        architecture: ``"nrp"`` or ``"nrp_resg"`` to check the file against; ``None`` recognises it.
+        architecture: a name in :data:`~nrp.purifiers.PURIFIERS` (``"nrp"``, ``"nrp_lite"``, ``"nrp_ms"``,
+            ``"nrp_resg"``) to check the file against; ``None`` recognises it.
         noise_std: standard deviation of the noise, [0, 1] units (0.05 in the authors' code).
         noise_eps: L-inf radius the noisy input is projected into, [0, 1] units (16/255).
         generator: random generator of the noise, for reproducible draws.
