@@ -13,6 +13,15 @@ class InputTooSmallError(InputError):
     """An image smaller than an operation needs (a filter window, DIM's resize range): such images are skipped."""
 
 
+class ParameterError(InputError):
+    """An argument out of its range: ``parameter`` names it, so the command line can name its flag and an
+    experiment file its key."""
+
+    def __init__(self, message: str, parameter: str = "") -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
 class ImageDecodeError(NRPError):
     """A file that could not be decoded as an image."""
 

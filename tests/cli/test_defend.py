@@ -43,14 +43,14 @@ def test_random_defenses_are_reproducible_with_a_seed(photos, tmp_path):
 def test_bad_parameters_are_refused_before_any_image_is_written(photos, tmp_path, capsys, args, message):
     code = main(["defend", args[0], str(photos), "--out", str(tmp_path / "out"), *args[1:]])
     err = capsys.readouterr().err
-    assert code == exit_codes.ERROR and message in err and err.count("\n") == 1
+    assert code == exit_codes.USAGE and message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
 
 def test_the_shipped_purifier_is_its_own_defense_and_nrp_without_weights_is_refused(photos, tmp_path):
     from nrp.io.read import read_image
     from nrp.purifiers import Purifier, load_network, shipped_weights
-    assert main(["defend", "nrp", str(photos / "a.png"), "--out", str(tmp_path / "nrp")]) == exit_codes.ERROR
+    assert main(["defend", "nrp", str(photos / "a.png"), "--out", str(tmp_path / "nrp")]) == exit_codes.USAGE
     assert main(["defend", "nrp_lite_shipped", str(photos / "a.png"), "--out", str(tmp_path / "out")]) == exit_codes.OK
     with torch.inference_mode():
         expected = Purifier(load_network(shipped_weights()))(read_image(photos / "a.png")[None])[0]

@@ -126,6 +126,18 @@ REFUSED: list[tuple[str, Callable[[Context], list[str]], int, str]] = [
     ("ssp step size nan", lambda c: ssp(c, "--step-size", "nan"), 2, "argument --step-size: expected a finite number > 0, got 'nan'"),
     ("ssp eps inf", lambda c: ssp(c, "--eps", "inf"), 2, "argument --eps: expected a finite number in [0, 255], got 'inf'"),
     ("defense sigma nan", lambda c: ["defend", "gaussian", str(c.photos), "--out", c.out(), "--sigma", "nan"], 2, "argument --sigma: expected a finite number, got 'nan'"),
+    *((f"defense {name} {flag} {value}", lambda c, n=name, f=flag, v=value: ["defend", n, str(c.photos), "--out", c.out(), f, v], 2, message)
+      for name, flag, value, message in [
+          ("median", "--window", "4", "argument --window: window must be an odd integer >= 1, got 4"),
+          ("jpeg", "--quality", "0", "argument --quality: quality must be an integer in 1..100, got 0"),
+          ("bit_depth", "--bits", "9", "argument --bits: bits must be an integer in 1..8, got 9"),
+          ("gaussian", "--sigma", "0", "argument --sigma: sigma must be a number in (0.0, inf], got 0.0"),
+          ("tvm", "--norm", "3", "argument --norm: norm must be 1 or 2, got 3"),
+          ("tvm", "--keep-prob", "2", "argument --keep-prob: keep_prob must be a number in (0.0, 1.0], got 2.0"),
+          ("nrp_lite_shipped", "--tile", "0", "argument --tile-size: tile_size must be an integer in >= 1, got 0"),
+          ("nrp_lite_shipped_dynamic", "--noise-eps", "300", "argument --noise-eps: noise_eps must be a number in [0.0, 1.0]"),
+      ]),
+    ("defense nrp without weights", lambda c: ["defend", "nrp", str(c.photos), "--out", c.out()], 2, "argument --weights: the nrp defense needs a purifier weights file"),
     ("fgsm eps nan", lambda c: labels_file(c, b"image,label\n")[:-2] + ["--eps", "nan"], 2, "argument --eps: expected a finite number, got 'nan'"),
     ("fff size 8", lambda c: ["attack", "fff", str(c.photos), "--out", c.out(), "--size", "8"], 2, "argument --size: expected an integer >= 32, got '8'"),
     ("eval eps nan", lambda c: ["eval", "--images", str(c.photos), "--eps", "8,nan"], 2, "argument --eps: expected a finite number in [0, 255], got 'nan'"),

@@ -74,3 +74,22 @@ def test_tvm_from_the_papers_weight_or_lamb():
 def test_bad_values_name_the_value_and_range(name, params, match):
     with pytest.raises(InputError, match=match):
         create_defense(name, **params)
+
+
+def test_check_defense_refuses_what_create_defense_refuses_naming_the_parameter_and_loads_nothing():
+    from nrp.defenses import check_defense
+    from nrp.errors import InputError, ParameterError
+    for name, params, parameter in [("median", {"window": 4}, "window"), ("jpeg", {"quality": 0}, "quality"),
+                                    ("bit_depth", {"bits": 9}, "bits"), ("gaussian", {"sigma": 0.0}, "sigma"),
+                                    ("tvm", {"norm": 3}, "norm"), ("tvm", {"keep_prob": 2.0}, "keep_prob"),
+                                    ("random_resize_pad", {"output_size": 1}, "output_size"),
+                                    ("nrp_lite_shipped", {"tile_overlap": -1}, "tile_overlap"),
+                                    ("nrp", {}, "weights"), ("nrp_dynamic", {"weights": "w.pth", "noise_std": -1.0}, "noise_std")]:
+        for run in (check_defense, create_defense):
+            with pytest.raises(ParameterError) as caught:
+                run(name, **params)
+            assert caught.value.parameter == parameter, (name, run)
+    with pytest.raises(InputError, match="takes no parameter 'windw'"):
+        check_defense("median", windw=3)
+    check_defense("nrp", weights="no/such/file.pth")  # the file is the run's (or the schema's) to open
+    check_defense("median", window=5)

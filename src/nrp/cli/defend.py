@@ -12,8 +12,9 @@ from nrp.cli.common import add_io_arguments, plan, process
 from nrp.cli.flag_help import plain_text
 from nrp.cli.messages import PURIFIER_HINT
 from nrp.cli.signature_flags import add_signature_flags, read_signature_flags
-from nrp.defenses import DEFENSES, create_defense
+from nrp.defenses import DEFENSES, check_defense, create_defense
 from nrp.devices import resolve_device
+from nrp.errors import InputError, ParameterError, UsageError
 from nrp.validation import minimum_input_size
 
 # Filled by the command itself rather than through a flag of the same name.
@@ -49,8 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Defend every input image; returns the exit code."""
-    device = resolve_device(args.device)
     parameters = read_signature_flags(args, args.defense_factory, HANDLED, PIXEL_ARGUMENTS)
+    check_flags(args.defense_name, parameters)
+    device = resolve_device(args.device)
     accepted = inspect.signature(args.defense_factory).parameters
     if "generator" in accepted:
         parameters["generator"] = torch.Generator().manual_seed(args.seed)
@@ -67,6 +69,19 @@ def run(args: argparse.Namespace) -> int:
 
     return process(sources, outputs, transform, args.batch_size, device, args.defense_name,
                    min_size=_minimum_size(defense, parameters.get("generator"), device))
+
+
+def check_flags(name: str, parameters: dict) -> None:
+    """The defense's own range checks (:func:`~nrp.defenses.check_defense`, nothing loaded) as usage errors
+    naming the flag: exit code 2 before any image is read or weights file opened."""
+    try:
+        check_defense(name, **parameters)
+    except ParameterError as error:
+        flag = "--" + error.parameter.replace("_", "-")
+        units = " ([0, 1] units; the flag is in 0-255 units)" if error.parameter in PIXEL_ARGUMENTS else ""
+        raise UsageError(f"argument {flag}: {error}{units}") from None
+    except InputError as error:  # flags that contradict each other (TVM's --weight and --lamb)
+        raise UsageError(str(error)) from None
 
 
 def _minimum_size(defense: torch.nn.Module, generator: torch.Generator | None, device: torch.device) -> int:

@@ -3,7 +3,7 @@
 JPEG (real codec, and a differentiable approximation), total variation minimisation, median filtering,
 random resizing and padding, bit-depth reduction, Gaussian smoothing, and the NRP purifier (static and
 dynamic); ``nn.Sequential(defense, classifier)`` is the defended model. ``create_defense(name, **params)``
-builds any of them by name.
+builds any of them by name; ``check_defense(name, **params)`` checks the parameters without building anything.
 """
 
 from nrp.defenses.bit_depth import BitDepthReduction, reduce_bit_depth
@@ -13,7 +13,7 @@ from nrp.defenses.jpeg_differentiable import JpegDifferentiable, jpeg_differenti
 from nrp.defenses.median import MedianBlur, median_blur
 from nrp.defenses.purifier import nrp_defense, nrp_dynamic_defense
 from nrp.defenses.random_resize_pad import RandomResizePad, random_resize_pad
-from nrp.defenses.registry import DEFENSES, create_defense, register_defense
+from nrp.defenses.registry import DEFENSES, check_defense, create_defense, register_defense
 from nrp.defenses.tvm import TVM, lamb_from_weight, total_variation, tv_minimize, tv_objective, tvm
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "JpegDifferentiable",
     "MedianBlur",
     "RandomResizePad",
+    "check_defense",
     "create_defense",
     "gaussian_blur",
     "jpeg_compress",

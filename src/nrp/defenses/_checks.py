@@ -1,4 +1,4 @@
-"""Argument checks shared by the defenses: each raises :class:`~nrp.errors.InputError` naming the value and range."""
+"""Argument checks shared by the defenses: each raises :class:`~nrp.errors.ParameterError` naming the value and range."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from nrp.errors import InputError, InputTooSmallError
+from nrp.errors import InputError, InputTooSmallError, ParameterError
 
 
 def check_images(x: torch.Tensor, channels: int | None = None) -> None:
@@ -24,14 +24,14 @@ def check_int(name: str, value: object, low: int, high: int | None = None) -> in
     """``value`` must be an ``int`` in ``[low, high]`` (no upper bound when ``high`` is None)."""
     accepted = f"{low}..{high}" if high is not None else f">= {low}"
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        raise InputError(f"{name} must be an integer in {accepted}, got {value!r}")
+        raise ParameterError(f"{name} must be an integer in {accepted}, got {value!r}", name)
     return value
 
 
 def check_odd(name: str, value: object) -> int:
     """``value`` must be an odd ``int`` >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % 2 == 0:
-        raise InputError(f"{name} must be an odd integer >= 1, got {value!r}")
+        raise ParameterError(f"{name} must be an odd integer >= 1, got {value!r}", name)
     return value
 
 
@@ -39,16 +39,16 @@ def check_float(name: str, value: object, low: float, high: float = math.inf, *,
     """``value`` must be a finite real number in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
     interval = f"{'(' if low_open else '['}{low}, {high}]"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(f"{name} must be a number in {interval}, got {value!r}")
+        raise ParameterError(f"{name} must be a number in {interval}, got {value!r}", name)
     if value > high or value < low or (low_open and value == low):
-        raise InputError(f"{name} must be a number in {interval}, got {value!r}")
+        raise ParameterError(f"{name} must be a number in {interval}, got {value!r}", name)
     return float(value)
 
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     """``value`` must be one of ``choices``."""
     if value not in choices:
-        raise InputError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}", name)
     return value  # type: ignore[return-value]
 
 

@@ -12,7 +12,7 @@ import os
 import torch
 
 from nrp.defenses._checks import check_float, check_int
-from nrp.errors import InputError
+from nrp.errors import ParameterError
 from nrp.purifiers import Purifier, load_network, shipped_weights
 from nrp.purifiers.dynamic import DEFAULT_NOISE_EPS, DEFAULT_NOISE_STD
 from nrp.purifiers.tiling import DEFAULT_TILE_OVERLAP
@@ -40,14 +40,14 @@ def nrp_defense(
         a :class:`~nrp.purifiers.Purifier` mapping ``(B, 3, H, W)`` in [0, 1] to ``(B, 3, H, W)`` in [0, 1].
 
     Raises:
-        InputError: no ``weights``.
+        ParameterError: no ``weights``, or a tiling out of range (:func:`check_nrp_defense`).
 
     Example:
         >>> defense = nrp_defense("NRP.pth")  # doctest: +SKIP
         >>> defended = torch.nn.Sequential(defense, classifier)  # doctest: +SKIP
     """
-    _check_tiling(tile_size, tile_overlap)
-    network = load_network(_required(weights, "nrp"), architecture, map_location=device)
+    check_nrp_defense(weights, architecture, tile_size, tile_overlap, device)
+    network = load_network(weights, architecture, map_location=device)
     return Purifier(network, tile_size=tile_size, tile_overlap=tile_overlap)
 
 
@@ -83,10 +83,8 @@ def nrp_dynamic_defense(
     Example:
         >>> defense = nrp_dynamic_defense("NRP.pth", generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
     """
-    check_float("noise_std", noise_std, 0.0)
-    check_float("noise_eps", noise_eps, 0.0, 1.0)
-    _check_tiling(tile_size, tile_overlap)
-    network = load_network(_required(weights, "nrp_dynamic"), architecture, map_location=device)
+    check_nrp_dynamic_defense(weights, architecture, noise_std, noise_eps, generator, tile_size, tile_overlap, device)
+    network = load_network(weights, architecture, map_location=device)
     return Purifier(network, dynamic=True, noise_std=noise_std, noise_eps=noise_eps, tile_size=tile_size,
                     tile_overlap=tile_overlap, generator=generator)
 
@@ -116,12 +114,74 @@ def nrp_lite_shipped_dynamic_defense(
                                device)
 
 
-def _required(weights: str | os.PathLike | None, name: str) -> str | os.PathLike:
+# The checks each defense above runs before it loads anything, callable without building it: an experiment
+# file and the command line check parameters with them before any work (nrp.defenses.check_defense).
+
+
+def check_nrp_defense(
+    weights: str | os.PathLike | None = None,
+    architecture: str | None = None,
+    tile_size: int | None = None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    device: str | torch.device = "cpu",
+) -> None:
+    """:func:`nrp_defense`'s argument checks, loading nothing: ``weights`` given, the tiling in range.
+
+    Raises:
+        ParameterError: naming the parameter (``weights`` when it is missing).
+    """
+    _required(weights, "nrp")
+    _check_tiling(tile_size, tile_overlap)
+
+
+def check_nrp_dynamic_defense(
+    weights: str | os.PathLike | None = None,
+    architecture: str | None = None,
+    noise_std: float = DEFAULT_NOISE_STD,
+    noise_eps: float = DEFAULT_NOISE_EPS,
+    generator: torch.Generator | None = None,
+    tile_size: int | None = None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    device: str | torch.device = "cpu",
+) -> None:
+    """:func:`nrp_dynamic_defense`'s argument checks, loading nothing: as :func:`check_nrp_defense`, and the noise."""
+    _required(weights, "nrp_dynamic")
+    _check_noise(noise_std, noise_eps)
+    _check_tiling(tile_size, tile_overlap)
+
+
+def check_nrp_lite_shipped_defense(
+    tile_size: int | None = None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    device: str | torch.device = "cpu",
+) -> None:
+    """:func:`nrp_lite_shipped_defense`'s argument checks, loading nothing."""
+    _check_tiling(tile_size, tile_overlap)
+
+
+def check_nrp_lite_shipped_dynamic_defense(
+    noise_std: float = DEFAULT_NOISE_STD,
+    noise_eps: float = DEFAULT_NOISE_EPS,
+    generator: torch.Generator | None = None,
+    tile_size: int | None = None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    device: str | torch.device = "cpu",
+) -> None:
+    """:func:`nrp_lite_shipped_dynamic_defense`'s argument checks, loading nothing."""
+    _check_noise(noise_std, noise_eps)
+    _check_tiling(tile_size, tile_overlap)
+
+
+def _required(weights: str | os.PathLike | None, name: str) -> None:
     if weights is None:
-        raise InputError(f"the {name} defense needs a purifier weights file (weights=FILE), e.g. the "
-                         f"authors' NRP.pth; the NRP-Lite shipped with this package is the defense "
-                         f"{name.replace('nrp', 'nrp_lite_shipped')}")
-    return weights
+        raise ParameterError(f"the {name} defense needs a purifier weights file (weights=FILE), e.g. the "
+                             f"authors' NRP.pth; the NRP-Lite shipped with this package is the defense "
+                             f"{name.replace('nrp', 'nrp_lite_shipped')}", "weights")
+
+
+def _check_noise(noise_std: float, noise_eps: float) -> None:
+    check_float("noise_std", noise_std, 0.0)
+    check_float("noise_eps", noise_eps, 0.0, 1.0)
 
 
 def _check_tiling(tile_size: int | None, tile_overlap: int) -> None:

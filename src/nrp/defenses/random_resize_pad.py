@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nrp.defenses._checks import check_images
-from nrp.errors import InputError, InputTooSmallError
+from nrp.errors import InputError, InputTooSmallError, ParameterError
 
 RATIO = 331 / 299
 
@@ -93,7 +93,7 @@ def _check_output_size(output_size: object) -> int | tuple[int, int] | None:
     size = (output_size, output_size) if isinstance(output_size, int) else output_size
     if (not isinstance(size, (tuple, list)) or len(size) != 2
             or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 for v in size)):
-        raise InputError(f"output_size must be an integer >= 2 or a pair of them, got {output_size!r}")
+        raise ParameterError(f"output_size must be an integer >= 2 or a pair of them, got {output_size!r}", "output_size")
     return output_size if isinstance(output_size, int) else (int(size[0]), int(size[1]))
 
 

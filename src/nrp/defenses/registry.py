@@ -15,6 +15,10 @@ from nrp.defenses.jpeg import JpegCompression
 from nrp.defenses.jpeg_differentiable import JpegDifferentiable
 from nrp.defenses.median import MedianBlur
 from nrp.defenses.purifier import (
+    check_nrp_defense,
+    check_nrp_dynamic_defense,
+    check_nrp_lite_shipped_defense,
+    check_nrp_lite_shipped_dynamic_defense,
     nrp_defense,
     nrp_dynamic_defense,
     nrp_lite_shipped_defense,
@@ -25,13 +29,37 @@ from nrp.defenses.tvm import DEFAULT_KEEP_PROB, DEFAULT_LAMB, DEFAULT_NORM, DEFA
 from nrp.errors import InputError
 
 DEFENSES: dict[str, Callable[..., nn.Module]] = {}
+CHECKS: dict[str, Callable[..., Any]] = {}
+"""Each defense's argument checks, run by :func:`check_defense`: the factory itself where building is cheap
+(the modules check their arguments when built), else a function of the factory's signature that loads nothing."""
 
 
-def register_defense(name: str, factory: Callable[..., nn.Module]) -> None:
-    """Add ``factory`` (keyword parameters -> module) under ``name``; a taken name raises, listing the known ones."""
+def register_defense(name: str, factory: Callable[..., nn.Module], check: Callable[..., Any] | None = None) -> None:
+    """Add ``factory`` (keyword parameters -> module) under ``name``; a taken name raises, listing the known ones.
+
+    ``check`` takes the factory's parameters and raises what the factory would for them without loading any
+    weights or model; leave it out for a factory that loads nothing (it is then its own check).
+    """
     if name in DEFENSES:
         raise ValueError(f"defense '{name}' is already registered; known: {', '.join(sorted(DEFENSES))}")
     DEFENSES[name] = factory
+    CHECKS[name] = factory if check is None else check
+
+
+def check_defense(name: str, **params: Any) -> None:
+    """Refuse what :func:`create_defense` would refuse for these ``params``, loading no weights or model.
+
+    Raises:
+        InputError: as :func:`create_defense`; an out-of-range value is a
+            :class:`~nrp.errors.ParameterError` whose ``parameter`` names it (``weights`` when it is missing).
+
+    Example:
+        >>> check_defense("median", window=4)
+        Traceback (most recent call last):
+        nrp.errors.ParameterError: window must be an odd integer >= 1, got 4
+    """
+    _check_names(name, params)
+    CHECKS[name](**params)
 
 
 def create_defense(name: str, **params: Any) -> nn.Module:
@@ -47,6 +75,12 @@ def create_defense(name: str, **params: Any) -> nn.Module:
         >>> defense(torch.rand(2, 3, 16, 16)).shape
         torch.Size([2, 3, 16, 16])
     """
+    _check_names(name, params)
+    return DEFENSES[name](**params)
+
+
+def _check_names(name: str, params: dict[str, Any]) -> None:
+    """A registered ``name``; ``params`` among its factory's, with every required one."""
     if name not in DEFENSES:
         raise InputError(f"unknown defense '{name}'; known: {', '.join(sorted(DEFENSES))}")
     factory = DEFENSES[name]
@@ -60,7 +94,6 @@ def create_defense(name: str, **params: Any) -> nn.Module:
     missing = [p.name for p in parameters if p.default is p.empty and p.name not in params]
     if missing:
         raise InputError(f"defense '{name}' needs {', '.join(repr(p) for p in missing)}")
-    return factory(**params)
 
 
 def no_defense() -> nn.Identity:
@@ -92,7 +125,7 @@ register_defense("median", MedianBlur)
 register_defense("random_resize_pad", RandomResizePad)
 register_defense("bit_depth", BitDepthReduction)
 register_defense("gaussian", GaussianBlur)
-register_defense("nrp", nrp_defense)
-register_defense("nrp_dynamic", nrp_dynamic_defense)
-register_defense("nrp_lite_shipped", nrp_lite_shipped_defense)
-register_defense("nrp_lite_shipped_dynamic", nrp_lite_shipped_dynamic_defense)
+register_defense("nrp", nrp_defense, check_nrp_defense)
+register_defense("nrp_dynamic", nrp_dynamic_defense, check_nrp_dynamic_defense)
+register_defense("nrp_lite_shipped", nrp_lite_shipped_defense, check_nrp_lite_shipped_defense)
+register_defense("nrp_lite_shipped_dynamic", nrp_lite_shipped_dynamic_defense, check_nrp_lite_shipped_dynamic_defense)

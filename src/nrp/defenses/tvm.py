@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from nrp.defenses._checks import check_float, check_images, check_int
-from nrp.errors import InputError
+from nrp.errors import InputError, ParameterError
 
 DEFAULT_LAMB = 0.03
 DEFAULT_KEEP_PROB = 0.5
@@ -217,7 +217,7 @@ def _project_(dual: torch.Tensor, radius: float, norm: int, dim: int) -> None:
 
 def _check_norm(norm: object) -> int:
     if norm not in NORMS or isinstance(norm, bool):
-        raise InputError(f"norm must be 1 or 2, got {norm!r}")
+        raise ParameterError(f"norm must be 1 or 2, got {norm!r}", "norm")
     return norm  # type: ignore[return-value]
 
 
