@@ -6,7 +6,9 @@ parameters. Each bad value is one line naming where it is, ``FILE: attacks[0].st
 got 'abc'``, listing the accepted keys, parameters or names where one is unknown. Attack and defense parameters
 and their types come from the registries' signatures (:func:`~nrp.schema.signature_specs`), so a new attack
 or defense needs no edit here; the iterative loop's shared parameters are refined with the attacks' own range
-checks (:mod:`nrp.attacks.checks`). The sections' keys come from the dataclasses that hold them
+checks (:mod:`nrp.attacks.checks`), and defense parameters by the defenses' own checks
+(:func:`~nrp.defenses.check_defense`, which loads no weights: ``nrp`` without ``weights`` is refused here).
+The sections' keys come from the dataclasses that hold them
 (:class:`~nrp.eval.config.EvalConfig`, :class:`~nrp.eval.cross_task_config.CrossTaskConfig`,
 :class:`~nrp.eval.curves.CurveConfig`, and an attack entry's ``adaptive`` mapping from
 :class:`~nrp.eval.adaptive.Adaptive`).
@@ -33,9 +35,9 @@ from nrp.attacks.distances import DISTANCES
 from nrp.attacks.iterative import RANDOM_TARGET
 from nrp.attacks.registry import ATTACKS
 from nrp.attacks.ssp import STARTS
-from nrp.defenses.registry import DEFENSES
+from nrp.defenses.registry import DEFENSES, check_defense
 from nrp.devices import resolve_device
-from nrp.errors import NRPError
+from nrp.errors import NRPError, ParameterError
 from nrp.attacks.through_defense import GRADIENT_MODES
 from nrp.eval.adaptive import Adaptive
 from nrp.eval.artefacts import STALE_POLICIES, folder_name
@@ -231,6 +233,7 @@ class ComponentSpec:
     kind: str
     names: Callable[[], list[str]]
     parameters: Callable[[str], dict[str, Parameter]]
+    check_values: Callable[[str, dict[str, Any]], None] | None = None  # the component's own range checks
 
     def check(self, value: Any, path: str) -> Any:
         if isinstance(value, str):
@@ -254,8 +257,21 @@ class ComponentSpec:
         missing = [key for key, parameter in accepted.items() if parameter.required and key not in settings]
         if missing:
             raise Problem(path, f"{self.kind} '{name}' needs {', '.join(repr(key) for key in missing)}")
+        self._values(name, settings, path)
         self._label(value, path)
         return value
+
+    def _values(self, name: str, settings: dict[str, Any], path: str) -> None:
+        """The component's own checks: a bad value is named by its key, a missing one by the entry."""
+        if self.check_values is None:
+            return
+        try:
+            self.check_values(name, settings)
+        except ParameterError as error:
+            key = error.parameter
+            raise Problem(join(path, key) if key in settings else path, str(error).splitlines()[0]) from None
+        except NRPError as error:
+            raise Problem(path, str(error).splitlines()[0]) from None
 
     def _name(self, name: Any, path: str) -> None:
         Text(f"an {self.kind} name", names=self.names, kind=self.kind).check(name, path)
@@ -279,7 +295,8 @@ def attack_spec(options: Options, names: Callable[[], list[str]] = attack_names)
 
 
 def defense_spec(options: Options) -> ComponentSpec:
-    return ComponentSpec("defense", lambda: sorted(DEFENSES), lambda name: defense_parameters(name, options))
+    return ComponentSpec("defense", lambda: sorted(DEFENSES), lambda name: defense_parameters(name, options),
+                         lambda name, settings: check_defense(name, **settings))
 
 
 # --- sections ---------------------------------------------------------------------------------------------------
