@@ -8,6 +8,8 @@ pair of defenses, ``nrp_lite_shipped`` and ``nrp_lite_shipped_dynamic``, so tabl
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -46,7 +48,7 @@ def nrp_defense(
         >>> defense = nrp_defense("NRP.pth")  # doctest: +SKIP
         >>> defended = torch.nn.Sequential(defense, classifier)  # doctest: +SKIP
     """
-    check_nrp_defense(weights, architecture, tile_size, tile_overlap, device)
+    check_nrp_defense(weights=weights, tile_size=tile_size, tile_overlap=tile_overlap)
     network = load_network(weights, architecture, map_location=device)
     return Purifier(network, tile_size=tile_size, tile_overlap=tile_overlap)
 
@@ -83,7 +85,8 @@ def nrp_dynamic_defense(
     Example:
         >>> defense = nrp_dynamic_defense("NRP.pth", generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
     """
-    check_nrp_dynamic_defense(weights, architecture, noise_std, noise_eps, generator, tile_size, tile_overlap, device)
+    check_nrp_dynamic_defense(weights=weights, noise_std=noise_std, noise_eps=noise_eps, tile_size=tile_size,
+                              tile_overlap=tile_overlap)
     network = load_network(weights, architecture, map_location=device)
     return Purifier(network, dynamic=True, noise_std=noise_std, noise_eps=noise_eps, tile_size=tile_size,
                     tile_overlap=tile_overlap, generator=generator)
@@ -115,61 +118,30 @@ def nrp_lite_shipped_dynamic_defense(
 
 
 # The checks each defense above runs before it loads anything, callable without building it: an experiment
-# file and the command line check parameters with them before any work (nrp.defenses.check_defense).
+# file and the command line check parameters with them before any work (nrp.defenses.check_defense, which
+# has already refused names the defense does not take).
 
 
-def check_nrp_defense(
-    weights: str | os.PathLike | None = None,
-    architecture: str | None = None,
-    tile_size: int | None = None,
-    tile_overlap: int = DEFAULT_TILE_OVERLAP,
-    device: str | torch.device = "cpu",
-) -> None:
-    """:func:`nrp_defense`'s argument checks, loading nothing: ``weights`` given, the tiling in range.
-
-    Raises:
-        ParameterError: naming the parameter (``weights`` when it is missing).
+def purifier_check(required: str | None, noise: bool) -> Callable[..., None]:
+    """A check of a purifier defense's keyword parameters that loads nothing: ``weights`` given (when
+    ``required`` names the defense that needs it), the dynamic noise (when ``noise``) and the tiling in range.
+    The check raises :class:`~nrp.errors.ParameterError` naming the parameter (``weights`` when it is missing).
     """
-    _required(weights, "nrp")
-    _check_tiling(tile_size, tile_overlap)
+
+    def check(**params: Any) -> None:
+        if required is not None:
+            _required(params.get("weights"), required)
+        if noise:
+            _check_noise(params.get("noise_std", DEFAULT_NOISE_STD), params.get("noise_eps", DEFAULT_NOISE_EPS))
+        _check_tiling(params.get("tile_size"), params.get("tile_overlap", DEFAULT_TILE_OVERLAP))
+
+    return check
 
 
-def check_nrp_dynamic_defense(
-    weights: str | os.PathLike | None = None,
-    architecture: str | None = None,
-    noise_std: float = DEFAULT_NOISE_STD,
-    noise_eps: float = DEFAULT_NOISE_EPS,
-    generator: torch.Generator | None = None,
-    tile_size: int | None = None,
-    tile_overlap: int = DEFAULT_TILE_OVERLAP,
-    device: str | torch.device = "cpu",
-) -> None:
-    """:func:`nrp_dynamic_defense`'s argument checks, loading nothing: as :func:`check_nrp_defense`, and the noise."""
-    _required(weights, "nrp_dynamic")
-    _check_noise(noise_std, noise_eps)
-    _check_tiling(tile_size, tile_overlap)
-
-
-def check_nrp_lite_shipped_defense(
-    tile_size: int | None = None,
-    tile_overlap: int = DEFAULT_TILE_OVERLAP,
-    device: str | torch.device = "cpu",
-) -> None:
-    """:func:`nrp_lite_shipped_defense`'s argument checks, loading nothing."""
-    _check_tiling(tile_size, tile_overlap)
-
-
-def check_nrp_lite_shipped_dynamic_defense(
-    noise_std: float = DEFAULT_NOISE_STD,
-    noise_eps: float = DEFAULT_NOISE_EPS,
-    generator: torch.Generator | None = None,
-    tile_size: int | None = None,
-    tile_overlap: int = DEFAULT_TILE_OVERLAP,
-    device: str | torch.device = "cpu",
-) -> None:
-    """:func:`nrp_lite_shipped_dynamic_defense`'s argument checks, loading nothing."""
-    _check_noise(noise_std, noise_eps)
-    _check_tiling(tile_size, tile_overlap)
+check_nrp_defense = purifier_check("nrp", noise=False)
+check_nrp_dynamic_defense = purifier_check("nrp_dynamic", noise=True)
+check_nrp_lite_shipped_defense = purifier_check(None, noise=False)
+check_nrp_lite_shipped_dynamic_defense = purifier_check(None, noise=True)
 
 
 def _required(weights: str | os.PathLike | None, name: str) -> None:
