@@ -51,6 +51,12 @@ def check_probability(prob: float, name: str) -> None:
         raise InputError(f"{name} must be in [0, 1], got {prob}")
 
 
+def check_diversity_scale(scale: float) -> None:
+    """DIM's resize range as a share of the side: > 0 and not 1 (< 1 shrinks, > 1 enlarges)."""
+    if not (scale > 0.0 and scale != 1.0):
+        raise InputError(f"diversity_scale must be > 0 and != 1 (e.g. 0.9 or 330/299), got {scale}")
+
+
 def check_kernel_size(size: int | None) -> None:
     """An odd whole kernel size >= 1 (odd, so the smoothed gradient stays centred), or None for no smoothing."""
     if size is None:

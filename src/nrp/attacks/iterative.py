@@ -12,6 +12,7 @@ from nrp.attacks import defaults
 from nrp.attacks.checks import (
     check_eps,
     check_images,
+    check_diversity_scale,
     check_kernel_size,
     check_labels,
     check_probability,
@@ -124,8 +125,7 @@ def iterative_attack(
     if not momentum >= 0.0:
         raise InputError(f"momentum must be >= 0, got {momentum}")
     check_probability(diversity_prob, "diversity_prob")
-    if not (diversity_scale > 0.0 and diversity_scale != 1.0):
-        raise InputError(f"diversity_scale must be > 0 and != 1 (e.g. 0.9 or 330/299), got {diversity_scale}")
+    check_diversity_scale(diversity_scale)
     if diversity_prob > 0.0:
         diversity_bounds(x.shape[-1], diversity_scale)
         diversity_bounds(x.shape[-2], diversity_scale)

@@ -12,6 +12,7 @@ import inspect
 import torch
 
 from nrp.attacks import ATTACKS
+from nrp.attacks.checks import check_diversity_scale, check_kernel_size, check_probability
 from nrp.cli import exit_codes
 from nrp.cli.common import add_io_arguments, plan, process
 from nrp.cli.flag_help import plain_text
@@ -112,13 +113,17 @@ def _check(options: dict, args: argparse.Namespace) -> None:
     for name, value in options.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name):g}")
-    # The static ranges of iterative_attack's checks, in the flags' units: refused here with exit code 2, rather
-    # than by the attack's first call, after the model has loaded.
+    # iterative_attack's own checks of its static ranges, run here so that a bad flag exits with code 2, named,
+    # rather than at the attack's first call, after the model has loaded.
     if "step_size" in options:
         check_pixel_budget("--step-size", args.step_size)
-    if "diversity_prob" in options and not 0.0 <= args.diversity_prob <= 1.0:
-        raise UsageError(f"--diversity-prob must be in [0, 1], got {args.diversity_prob:g}")
-    if "diversity_scale" in options and not (args.diversity_scale > 0.0 and args.diversity_scale != 1.0):
-        raise UsageError(f"--diversity-scale must be > 0 and != 1 (e.g. 0.9 or 330/299 = 1.1037), got {args.diversity_scale:g}")
-    if "ti_kernel" in options and (args.ti_kernel < 1 or args.ti_kernel % 2 == 0):
-        raise UsageError(f"--ti-kernel must be an odd integer >= 1, got {args.ti_kernel}")
+    for name, check, accepted in (
+        ("diversity_prob", lambda value: check_probability(value, "diversity_prob"), "in [0, 1]"),
+        ("diversity_scale", check_diversity_scale, "> 0 and != 1 (e.g. 0.9 or 330/299 = 1.1037)"),
+        ("ti_kernel", check_kernel_size, "an odd integer >= 1"),
+    ):
+        if name in options:
+            try:
+                check(options[name])
+            except InputError:
+                raise UsageError(f"--{name.replace('_', '-')} must be {accepted}, got {getattr(args, name):g}") from None

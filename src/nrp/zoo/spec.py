@@ -78,8 +78,8 @@ class ModelSpec:
 def resolve_spec(spec: ModelSpec) -> ModelSpec:
     """``spec`` with every ``None`` field filled from the upstream library's own config.
 
-    torchvision: the evaluation transforms of the weights ``upstream_weights`` names (default: ``DEFAULT``) (crop size, resize size, interpolation,
-    antialias, mean, std); timm: the model's ``pretrained_cfg`` (``input_size``, ``crop_pct``,
+    torchvision: the evaluation transforms of the weights ``upstream_weights`` names (``None``: ``DEFAULT``):
+    crop size, resize size, interpolation, antialias, mean, std; timm: the model's ``pretrained_cfg`` (``input_size``, ``crop_pct``,
     ``interpolation``, ``mean``, ``std``, ``num_classes``, ``label_offset``), antialiased as timm's PIL
     resize is; EfficientNet-Lite: TensorFlow's evaluation (crop ``S / (S + 32)``, bicubic, no antialiasing),
     mean/std 0.5.
